@@ -1,0 +1,52 @@
+"""Interpolants: coefficient schedules and the families of SPEC §1."""
+
+from .base import Interpolant, InterpolantSample, SpatiallyLinearInterpolant, bcast
+from .families import EncoderDecoder, Linear, Mirror, OneSidedLinear, OneSidedTrig, OneSidedVP, Trig
+from .schedules import (
+    BrownianGamma,
+    Constant,
+    CosDown,
+    FunctionGamma,
+    FunctionSchedule,
+    GammaSchedule,
+    LinearDown,
+    LinearUp,
+    QuadraticGamma,
+    Schedule,
+    SigmoidGamma,
+    SinSquaredGamma,
+    SinUp,
+    SqrtOneMinusSquare,
+    ZeroGamma,
+    time_derivative,
+)
+
+__all__ = [
+    "Interpolant",
+    "InterpolantSample",
+    "SpatiallyLinearInterpolant",
+    "bcast",
+    "Linear",
+    "Trig",
+    "EncoderDecoder",
+    "OneSidedLinear",
+    "OneSidedTrig",
+    "OneSidedVP",
+    "Mirror",
+    "Schedule",
+    "FunctionSchedule",
+    "Constant",
+    "LinearDown",
+    "LinearUp",
+    "CosDown",
+    "SinUp",
+    "SqrtOneMinusSquare",
+    "GammaSchedule",
+    "BrownianGamma",
+    "QuadraticGamma",
+    "SinSquaredGamma",
+    "SigmoidGamma",
+    "ZeroGamma",
+    "FunctionGamma",
+    "time_derivative",
+]
