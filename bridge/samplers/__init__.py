@@ -1,0 +1,17 @@
+"""ODE and SDE samplers for the generative processes of SPEC §3; each solver declares its order."""
+
+from .ode import RK4, RK45, Euler, Heun, ODEResult, sample_ode
+from .sde import EulerMaruyama, SDEResult, StochasticHeun, sample_sde
+
+__all__ = [
+    "Euler",
+    "Heun",
+    "RK4",
+    "RK45",
+    "ODEResult",
+    "sample_ode",
+    "EulerMaruyama",
+    "StochasticHeun",
+    "SDEResult",
+    "sample_sde",
+]
