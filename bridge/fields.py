@@ -94,7 +94,9 @@ def one_sided_b_from_eta(interp: SpatiallyLinearInterpolant, t: Tensor, x: Tenso
     .. math:: b(t,x) = \frac{\dot\beta}{\beta} x + \Big(\dot\alpha - \frac{\alpha\dot\beta}{\beta}\Big)\eta(t,x),
 
     and, where ``beta(t) = 0`` (t = 0), the finite limit ``alpha_dot(0) x + beta_dot(0) E[x1]``,
-    which needs ``x1_mean``.
+    which needs ``x1_mean``. Near ``t = 0`` the first form divides a small difference by a small
+    ``beta``: in float32 expect relative errors of order ``1e-7 / beta(t)``; use float64 there
+    if that matters.
 
     Args:
         interp: a one-sided spatially linear interpolant.
@@ -112,7 +114,7 @@ def one_sided_b_from_eta(interp: SpatiallyLinearInterpolant, t: Tensor, x: Tenso
         safe_b = torch.where(at_zero, torch.ones_like(b), b)
         ratio = bd / safe_b
         general = ratio * x + (ad - a * ratio) * eta
-        limit = ad * x + bd * x1_mean
+        limit = ad * x + bd * x1_mean.to(dtype=x.dtype, device=x.device)
         return torch.where(at_zero, limit, general)
     ratio = bd / b
     return ratio * x + (ad - a * ratio) * eta
@@ -188,7 +190,11 @@ class Fields:
                          "interpolant")
 
     def score(self, t: Tensor, x: Tensor) -> Tensor:
-        """The score ``s(t, x) = grad log rho(t, x)`` (SI 2.14)."""
+        """The score ``s(t, x) = grad log rho(t, x)`` (SI 2.14).
+
+        From ``eta`` it is ``-eta / gamma``, undefined (NaN) where ``gamma = 0`` (t = 0 and 1 for
+        two-sided interpolants): sample SDEs on a t-range inside (0, 1) there, or learn ``s``.
+        """
         if self.s is not None:
             return self.s(t, x)
         if self.has_score:

@@ -155,11 +155,22 @@ class Interpolant:
         I = self.interpolate(t, x0, x1)
         dI = self.interpolate_dot(t, x0, x1)
         g = bcast(self.gamma(t), x0)
-        gd = bcast(self.gamma_dot(t), x0)
+        gd = _finite_or_zero(bcast(self.gamma_dot(t), x0))
         anti = I - g * z if self.has_latent_noise else None
         return InterpolantSample(t=t, x0=x0, x1=x1, noise=z, noise_scale=g, xt=I + g * z, xt_anti=anti,
                                  drift_even=dI, drift_odd=gd * z, velocity_even=dI,
                                  velocity_odd=torch.zeros_like(dI))
+
+
+def _finite_or_zero(c: Tensor) -> Tensor:
+    """Set the noise coefficient's derivative to 0 where it is infinite.
+
+    That happens only at the ends for sqrt-type schedules (``gamma = sqrt(a t(1-t))`` at t = 0,
+    1; ``alpha = sqrt(1-t^2)`` at t = 1), where the noise coefficient itself is 0. There the odd
+    target term multiplies ``f(x+) - f(x-) = 0`` in the antithetic loss and its limit is finite;
+    without this, ``inf * 0`` would turn a measure-zero draw of ``t`` into a NaN loss.
+    """
+    return torch.where(torch.isfinite(c), c, torch.zeros_like(c))
 
 
 def _check_pair(x0: Tensor, x1: Tensor) -> None:
@@ -239,7 +250,7 @@ class SpatiallyLinearInterpolant(Interpolant):
         _check_pair(x0, x1)
         t = _check_t(t, x0)
         a, b = bcast(self.alpha(t), x0), bcast(self.beta(t), x1)
-        ad, bd = bcast(self.alpha_dot(t), x0), bcast(self.beta_dot(t), x1)
+        ad, bd = _finite_or_zero(bcast(self.alpha_dot(t), x0)), bcast(self.beta_dot(t), x1)
         even, odd = bd * x1, ad * x0
         return InterpolantSample(t=t, x0=x0, x1=x1, noise=x0, noise_scale=a, xt=a * x0 + b * x1,
                                  xt_anti=-a * x0 + b * x1, drift_even=even, drift_odd=odd,

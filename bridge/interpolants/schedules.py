@@ -57,7 +57,8 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor, *, create_graph: 
     Args:
         fn: callable ``t -> f(t)``.
         t: times, any shape.
-        create_graph: keep the graph for higher derivatives / parameter gradients.
+        create_graph: keep the graph for higher derivatives / parameter gradients (only when
+            grad mode is on; under ``torch.no_grad()`` the result is detached).
 
     Returns:
         Tensor with the shape of ``fn(t)``.
@@ -67,6 +68,7 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor, *, create_graph: 
         >>> time_derivative(lambda t: t**3, torch.tensor([1.0, 2.0]))
         tensor([ 3., 12.])
     """
+    create_graph = create_graph and torch.is_grad_enabled()
     t_req = t.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = fn(t_req)
@@ -76,11 +78,11 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor, *, create_graph: 
         # when the output has trailing dimensions.
         if out.shape == t_req.shape:
             (g,) = torch.autograd.grad(out.sum(), t_req, create_graph=create_graph)
-            return g
+            return g if create_graph else g.detach()
         u = torch.zeros_like(out, requires_grad=True)
         (g,) = torch.autograd.grad(out, t_req, grad_outputs=u, create_graph=True)
         (jvp,) = torch.autograd.grad(g, u, grad_outputs=torch.ones_like(t_req), create_graph=create_graph)
-        return jvp
+    return jvp if create_graph else jvp.detach()
 
 
 class Schedule:
