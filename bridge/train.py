@@ -1,0 +1,220 @@
+r"""Training b and s (or v, eta) for a fixed interpolant (SPEC §2).
+
+One network per field, all minimising the sum of their quadratic losses (SI 2.13-2.29) on the
+same Monte-Carlo batch ``(t, x0, x1, z)``. Because the losses have disjoint parameters, the sum
+is minimised by minimising each. Training stops at ``steps`` or at ``time_budget`` seconds,
+whichever comes first; the learning rate follows a cosine decay over that budget.
+
+Example:
+    >>> import torch
+    >>> from bridge.interpolants import Linear
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x0, x1 = torch.randn(256, 2, generator=g), torch.randn(256, 2, generator=g) + 2
+    >>> res = train_fields(Linear(), x0, x1, fields=("b", "s"), steps=20, hidden=16, log_every=0)
+    >>> sorted(res.models), res.steps
+    (['b', 's'], 20)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .fields import Fields
+from .interpolants.base import Interpolant
+from .losses import FULL_T_RANGE, SCORE_T_RANGE, loss_b, loss_eta, loss_s, loss_v, sample_times
+from .models import MLP
+
+__all__ = ["FIELD_SETS", "TrainResult", "train_fields", "check_field_set"]
+
+#: Field combinations that determine a drift (and a score where needed for SDEs).
+FIELD_SETS = (("b", "s"), ("b", "eta"), ("v", "s"), ("v", "eta"), ("b",), ("v",), ("eta",), ("s",))
+
+_LOSSES = {"b": loss_b, "s": loss_s, "eta": loss_eta, "v": loss_v}
+
+
+def check_field_set(fields, interp: Interpolant) -> tuple[str, ...]:
+    """Validate a field combination for an interpolant; returns it as a sorted-by-role tuple."""
+    if isinstance(fields, str):
+        fields = tuple(f.strip() for f in fields.split(",") if f.strip())
+    fields = tuple(fields)
+    order = {"b": 0, "v": 1, "s": 2, "eta": 3}
+    if any(f not in order for f in fields) or len(set(fields)) != len(fields):
+        raise ValueError(f"fields: expected a combination of b, v, s, eta, got {fields!r}")
+    fields = tuple(sorted(fields, key=order.get))
+    if fields not in FIELD_SETS:
+        raise ValueError(f"fields: {','.join(fields)} is not a supported combination; use one of "
+                         + ", ".join(",".join(f) for f in FIELD_SETS))
+    noisy = interp.has_latent_noise or interp.one_sided
+    if ("s" in fields or "eta" in fields) and not noisy:
+        raise ValueError("fields: s and eta need latent noise (gamma > 0) or a one-sided interpolant")
+    if fields == ("v",) and interp.has_latent_noise:
+        raise ValueError("fields: with gamma > 0, v alone gives no drift; add s or eta (b = v - gamma gamma_dot s)")
+    if fields in (("eta",), ("s",)) and not (interp.one_sided or interp.mirror):
+        raise ValueError(f"fields: {fields[0]} alone gives a drift only for one-sided or mirror interpolants")
+    return fields
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_fields`.
+
+    Attributes:
+        models: the trained networks by field name (EMA weights when ``ema`` was set).
+        fields: a :class:`~bridge.fields.Fields` built from them, ready for the samplers.
+        history: per logged step: ``step``, ``wall_s``, ``lr`` and the loss of each field.
+        steps: optimiser steps taken.
+        wall_s: training wall time in seconds.
+        stopped_by: "steps" or "time_budget".
+    """
+
+    models: dict[str, nn.Module]
+    fields: Fields
+    history: list[dict] = field(default_factory=list)
+    steps: int = 0
+    wall_s: float = 0.0
+    stopped_by: str = "steps"
+
+
+def _as_sampler(x, name):
+    if isinstance(x, Tensor):
+        if x.dim() != 2 or x.shape[0] < 1:
+            raise ValueError(f"{name}: expected samples of shape (n, d), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: contains NaN or Inf")
+        data = x
+
+        def draw(n, generator):
+            idx = torch.randint(0, data.shape[0], (n,), generator=generator)
+            return data[idx.to(data.device)]
+
+        return draw, data.shape[1], data.dtype, data.device
+    if callable(x):
+        probe = x(2, None)
+        return x, probe.shape[1], probe.dtype, probe.device
+    raise TypeError(f"{name}: expected a (n, d) tensor or a callable (n, generator) -> tensor, got {type(x).__name__}")
+
+
+def train_fields(interp: Interpolant, x0, x1, *, fields=("b", "s"), steps: int = 5000,
+                 time_budget: float | None = None, batch_size: int = 512, lr: float = 2e-3,
+                 hidden: int = 256, depth: int = 3, activation: str = "silu", ema: float | None = 0.999,
+                 t_range=FULL_T_RANGE, score_t_range=SCORE_T_RANGE, antithetic: bool = True,
+                 seed: int = 0, log_every: int = 250, progress: Callable[[str], None] | None = None,
+                 models: dict[str, nn.Module] | None = None) -> TrainResult:
+    r"""Train the chosen fields of ``interp`` by minimising their quadratic losses (SPEC §2).
+
+    .. math:: \min_{\hat f} \sum_{f \in \text{fields}} \mathbb{E}\big[\tfrac12|\hat f(t,x_t)|^2 - \text{target}_f\cdot\hat f(t,x_t)\big]
+
+    Args:
+        interp: the (fixed) interpolant.
+        x0, x1: source and target: ``(n, d)`` sample tensors (minibatches are drawn with
+            replacement) or callables ``(n, generator) -> (n, d)`` for unlimited data. For a
+            one-sided interpolant pass ``x0`` as a standard-normal sampler.
+        fields: a combination from :data:`FIELD_SETS`, e.g. ``("b", "s")`` or ``"v,eta"``.
+        steps: maximum optimiser steps.
+        time_budget: maximum wall-clock seconds (None: no limit).
+        batch_size: Monte-Carlo batch per step.
+        lr: peak Adam learning rate, cosine-decayed to 5% over the step/time budget.
+        hidden, depth, activation: the :class:`~bridge.models.MLP` of each field.
+        ema: decay of an exponential moving average of the weights, with warm-up
+            ``min(ema, (1+k)/(10+k))`` at step k (None to disable).
+        t_range: training times for b, v, eta. score_t_range: for s (keeps ``1/gamma`` finite).
+        antithetic: use antithetic pairs for b and s (SPEC §2).
+        seed: seeds the network initialisation and every Monte-Carlo draw.
+        log_every: progress line every this many steps (0: silent).
+        progress: where progress lines go (default: print to stderr).
+        models: optional pre-built networks by field name (e.g. to continue training).
+
+    Returns:
+        :class:`TrainResult`.
+    """
+    fields = check_field_set(fields, interp)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
+    if time_budget is not None and not (time_budget > 0):
+        raise ValueError(f"time_budget: expected a positive number of seconds or None, got {time_budget!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if not (lr > 0):
+        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if ema is not None and not (0.0 < ema < 1.0):
+        raise ValueError(f"ema: expected a number in (0, 1) or None, got {ema!r}")
+    draw0, d0, dtype, device = _as_sampler(x0, "x0")
+    draw1, d1, _, _ = _as_sampler(x1, "x1")
+    if d0 != d1:
+        raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
+    say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if models is None:
+        models = {f: MLP(d0, hidden=hidden, depth=depth, activation=activation, generator=gen)
+                  .to(dtype=dtype, device=device) for f in fields}
+    elif set(models) != set(fields):
+        raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
+    params = [p for m in models.values() for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
+
+    history: list[dict] = []
+    running = {f: 0.0 for f in fields}
+    n_run = 0
+    start = time.perf_counter()
+    stopped_by = "steps"
+    step = 0
+    for step in range(1, steps + 1):
+        elapsed = time.perf_counter() - start
+        if time_budget is not None and elapsed >= time_budget:
+            stopped_by = "time_budget"
+            step -= 1
+            break
+        frac = step / steps if time_budget is None else max(step / steps, elapsed / time_budget)
+        cur_lr = lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+        for grp in opt.param_groups:
+            grp["lr"] = cur_lr
+        xa = draw0(batch_size, gen).to(device)
+        xb = draw1(batch_size, gen).to(device)
+        z = torch.randn(xa.shape, generator=gen, dtype=dtype).to(device)
+        t_main = sample_times(batch_size, t_range, generator=gen, dtype=dtype).to(device)
+        t_score = sample_times(batch_size, score_t_range, generator=gen, dtype=dtype).to(device)
+        total = 0.0
+        for f in fields:
+            t = t_score if f == "s" else t_main
+            anti = antithetic and f in ("b", "s")
+            loss = _LOSSES[f](models[f], interp, xa, xb, t=t, z=z, antithetic=anti, t_range=(0.0, 1.0)).mean()
+            total = total + loss
+            running[f] += float(loss.detach())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if averaged is not None:
+            # warm-up of the decay, (1 + k) / (10 + k), so the initial weights do not linger
+            decay = min(ema, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                for f, m in models.items():
+                    for pa, pm in zip(averaged[f].parameters(), m.parameters()):
+                        pa.lerp_(pm, 1.0 - decay)
+        n_run += 1
+        if log_every and (step % log_every == 0 or step == 1):
+            rec = {"step": step, "wall_s": round(time.perf_counter() - start, 3), "lr": cur_lr}
+            rec.update({f"loss_{f}": running[f] / n_run for f in fields})
+            history.append(rec)
+            say(f"[train] step {step:>6d}/{steps}  " + "  ".join(f"L_{f}={running[f] / n_run:+.4f}" for f in fields)
+                + f"  lr={cur_lr:.2e}  {rec['wall_s']:.1f}s")
+            running = {f: 0.0 for f in fields}
+            n_run = 0
+    wall = time.perf_counter() - start
+    final = averaged if averaged is not None else models
+    for m in final.values():
+        m.eval()
+    fl = Fields(interp, **final)
+    if getattr(interp, "one_sided", False):
+        with torch.no_grad():
+            fl.x1_mean = draw1(min(10_000, 4 * batch_size), gen).to(device).mean(0)
+    return TrainResult(models=final, fields=fl, history=history, steps=step, wall_s=wall, stopped_by=stopped_by)
