@@ -21,8 +21,8 @@ forward/backward drifts the samplers take.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -87,8 +87,9 @@ def backward_drift(b: Tensor, s: Tensor, eps: Tensor | float) -> Tensor:
     return b - eps * s
 
 
-def one_sided_b_from_eta(interp: SpatiallyLinearInterpolant, t: Tensor, x: Tensor, eta: Tensor, *,
-                         x1_mean: Tensor | None = None) -> Tensor:
+def one_sided_b_from_eta(
+    interp: SpatiallyLinearInterpolant, t: Tensor, x: Tensor, eta: Tensor, *, x1_mean: Tensor | None = None
+) -> Tensor:
     r"""Drift of a one-sided interpolant from its denoiser (SI 4.19-4.20):
 
     .. math:: b(t,x) = \frac{\dot\beta}{\beta} x + \Big(\dot\alpha - \frac{\alpha\dot\beta}{\beta}\Big)\eta(t,x),
@@ -164,8 +165,11 @@ class Fields:
     @property
     def has_drift(self) -> bool:
         it = self.interpolant
-        return (self.b is not None or (self.v is not None and (self.has_score or not it.has_latent_noise))
-                or (self.eta is not None and (it.one_sided or it.mirror)))
+        return (
+            self.b is not None
+            or (self.v is not None and (self.has_score or not it.has_latent_noise))
+            or (self.eta is not None and (it.one_sided or it.mirror))
+        )
 
     @property
     def has_score(self) -> bool:
@@ -186,8 +190,9 @@ class Fields:
             return one_sided_b_from_eta(it, t, x, self.eta(t, x), x1_mean=self.x1_mean)
         if self.eta is not None and it.mirror:
             return mirror_b_from_eta(it, t, self.eta(t, x))
-        raise ValueError("fields: no drift available; give b, or v with s/eta, or eta for a one-sided/mirror "
-                         "interpolant")
+        raise ValueError(
+            "fields: no drift available; give b, or v with s/eta, or eta for a one-sided/mirror interpolant"
+        )
 
     def score(self, t: Tensor, x: Tensor) -> Tensor:
         """The score ``s(t, x) = grad log rho(t, x)`` (SI 2.14).

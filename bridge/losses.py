@@ -39,15 +39,14 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from .interpolants.base import Interpolant, InterpolantSample
 
-__all__ = ["sample_times", "quadratic_loss", "loss_b", "loss_s", "loss_eta", "loss_v", "SCORE_T_RANGE",
-           "FULL_T_RANGE"]
+__all__ = ["sample_times", "quadratic_loss", "loss_b", "loss_s", "loss_eta", "loss_v", "SCORE_T_RANGE", "FULL_T_RANGE"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -68,8 +67,9 @@ def _check_t_range(t_range) -> tuple[float, float]:
     return lo, hi
 
 
-def sample_times(n: int, t_range=FULL_T_RANGE, *, generator: torch.Generator | None = None,
-                 dtype=torch.float32, device=None) -> Tensor:
+def sample_times(
+    n: int, t_range=FULL_T_RANGE, *, generator: torch.Generator | None = None, dtype=torch.float32, device=None
+) -> Tensor:
     """``t ~ U[t_min, t_max]``, shape ``(n,)``.
 
     Example:
@@ -82,8 +82,7 @@ def sample_times(n: int, t_range=FULL_T_RANGE, *, generator: torch.Generator | N
     return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=dtype, device=device)
 
 
-def quadratic_loss(f: Field, sample: InterpolantSample, even: Tensor, odd: Tensor, *,
-                   antithetic: bool) -> Tensor:
+def quadratic_loss(f: Field, sample: InterpolantSample, even: Tensor, odd: Tensor, *, antithetic: bool) -> Tensor:
     r"""``1/2 |f|^2 - target . f`` per sample, with target ``even + odd`` at ``x+`` and
     ``even - odd`` at ``x-`` when ``antithetic`` (SPEC §2).
 
@@ -116,9 +115,18 @@ def _draw(interp: Interpolant, x0, x1, t, z, t_range, generator) -> InterpolantS
     return interp.sample(t, x0, x1, z, generator=generator)
 
 
-def loss_b(b: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor | None = None,
-           z: Tensor | None = None, generator: torch.Generator | None = None, t_range=FULL_T_RANGE,
-           antithetic: bool = True) -> Tensor:
+def loss_b(
+    b: Field,
+    interp: Interpolant,
+    x0: Tensor,
+    x1: Tensor,
+    *,
+    t: Tensor | None = None,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    t_range=FULL_T_RANGE,
+    antithetic: bool = True,
+) -> Tensor:
     r"""Drift loss (SI 2.13): :math:`\tfrac12|b(t,x_t)|^2 - (\partial_t I + \dot\gamma z)\cdot b(t,x_t)`.
 
     Args:
@@ -136,9 +144,18 @@ def loss_b(b: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor |
     return quadratic_loss(b, s, s.drift_even, s.drift_odd, antithetic=antithetic)
 
 
-def loss_v(v: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor | None = None,
-           z: Tensor | None = None, generator: torch.Generator | None = None, t_range=FULL_T_RANGE,
-           antithetic: bool = False) -> Tensor:
+def loss_v(
+    v: Field,
+    interp: Interpolant,
+    x0: Tensor,
+    x1: Tensor,
+    *,
+    t: Tensor | None = None,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    t_range=FULL_T_RANGE,
+    antithetic: bool = False,
+) -> Tensor:
     r"""Velocity loss (SI 2.29): :math:`\tfrac12|v(t,x_t)|^2 - \partial_t I\cdot v(t,x_t)`.
 
     Minimiser ``v = E[d/dt I | x_t]``; then ``b = v - gamma gamma_dot s`` (SI 2.27).
@@ -148,9 +165,18 @@ def loss_v(v: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor |
     return quadratic_loss(v, s, s.velocity_even, s.velocity_odd, antithetic=antithetic)
 
 
-def loss_eta(eta: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor | None = None,
-             z: Tensor | None = None, generator: torch.Generator | None = None, t_range=FULL_T_RANGE,
-             antithetic: bool = False) -> Tensor:
+def loss_eta(
+    eta: Field,
+    interp: Interpolant,
+    x0: Tensor,
+    x1: Tensor,
+    *,
+    t: Tensor | None = None,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    t_range=FULL_T_RANGE,
+    antithetic: bool = False,
+) -> Tensor:
     r"""Denoiser loss (SI 2.19): :math:`\tfrac12|\eta(t,x_t)|^2 - z\cdot\eta(t,x_t)`.
 
     Sign convention: ``eta = +E[z | x_t]`` (the paper's), so ``s = -eta / gamma``. For one-sided
@@ -161,9 +187,18 @@ def loss_eta(eta: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tens
     return quadratic_loss(eta, s, zero, s.noise, antithetic=antithetic)
 
 
-def loss_s(score: Field, interp: Interpolant, x0: Tensor, x1: Tensor, *, t: Tensor | None = None,
-           z: Tensor | None = None, generator: torch.Generator | None = None, t_range=SCORE_T_RANGE,
-           antithetic: bool = True) -> Tensor:
+def loss_s(
+    score: Field,
+    interp: Interpolant,
+    x0: Tensor,
+    x1: Tensor,
+    *,
+    t: Tensor | None = None,
+    z: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    t_range=SCORE_T_RANGE,
+    antithetic: bool = True,
+) -> Tensor:
     r"""Score loss (SI 2.16): :math:`\tfrac12|s(t,x_t)|^2 + \gamma^{-1} z\cdot s(t,x_t)`.
 
     The ``1/gamma`` term needs the antithetic pair (on by default) and a t-range that avoids

@@ -21,8 +21,8 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -50,8 +50,10 @@ def check_field_set(fields, interp: Interpolant) -> tuple[str, ...]:
         raise ValueError(f"fields: expected a combination of b, v, s, eta, got {fields!r}")
     fields = tuple(sorted(fields, key=order.get))
     if fields not in FIELD_SETS:
-        raise ValueError(f"fields: {','.join(fields)} is not a supported combination; use one of "
-                         + ", ".join(",".join(f) for f in FIELD_SETS))
+        raise ValueError(
+            f"fields: {','.join(fields)} is not a supported combination; use one of "
+            + ", ".join(",".join(f) for f in FIELD_SETS)
+        )
     noisy = interp.has_latent_noise or interp.one_sided
     if ("s" in fields or "eta" in fields) and not noisy:
         raise ValueError("fields: s and eta need latent noise (gamma > 0) or a one-sided interpolant")
@@ -102,15 +104,33 @@ def _as_sampler(x, name):
     raise TypeError(f"{name}: expected a (n, d) tensor or a callable (n, generator) -> tensor, got {type(x).__name__}")
 
 
-def train_fields(interp: Interpolant, x0, x1, *, fields=("b", "s"), steps: int = 5000,
-                 time_budget: float | None = None, batch_size: int = 512, lr: float = 2e-3,
-                 hidden: int = 256, depth: int = 3, activation: str = "silu", ema: float | None = 0.999,
-                 t_range=FULL_T_RANGE, score_t_range=SCORE_T_RANGE, antithetic: bool = True,
-                 seed: int = 0, log_every: int = 250, progress: Callable[[str], None] | None = None,
-                 models: dict[str, nn.Module] | None = None) -> TrainResult:
+def train_fields(
+    interp: Interpolant,
+    x0,
+    x1,
+    *,
+    fields=("b", "s"),
+    steps: int = 5000,
+    time_budget: float | None = None,
+    batch_size: int = 512,
+    lr: float = 2e-3,
+    hidden: int = 256,
+    depth: int = 3,
+    activation: str = "silu",
+    ema: float | None = 0.999,
+    t_range=FULL_T_RANGE,
+    score_t_range=SCORE_T_RANGE,
+    antithetic: bool = True,
+    seed: int = 0,
+    log_every: int = 250,
+    progress: Callable[[str], None] | None = None,
+    models: dict[str, nn.Module] | None = None,
+) -> TrainResult:
     r"""Train the chosen fields of ``interp`` by minimising their quadratic losses (SPEC §2).
 
-    .. math:: \min_{\hat f} \sum_{f \in \text{fields}} \mathbb{E}\big[\tfrac12|\hat f(t,x_t)|^2 - \text{target}_f\cdot\hat f(t,x_t)\big]
+    .. math::
+        \min_{\hat f} \sum_{f \in \text{fields}}
+        \mathbb{E}\big[\tfrac12|\hat f(t,x_t)|^2 - \text{target}_f\cdot\hat f(t,x_t)\big]
 
     Args:
         interp: the (fixed) interpolant.
@@ -154,8 +174,10 @@ def train_fields(interp: Interpolant, x0, x1, *, fields=("b", "s"), steps: int =
 
     gen = torch.Generator(device="cpu").manual_seed(seed)
     if models is None:
-        models = {f: MLP(d0, hidden=hidden, depth=depth, activation=activation, generator=gen)
-                  .to(dtype=dtype, device=device) for f in fields}
+        models = {
+            f: MLP(d0, hidden=hidden, depth=depth, activation=activation, generator=gen).to(dtype=dtype, device=device)
+            for f in fields
+        }
     elif set(models) != set(fields):
         raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
     params = [p for m in models.values() for p in m.parameters()]
@@ -205,8 +227,11 @@ def train_fields(interp: Interpolant, x0, x1, *, fields=("b", "s"), steps: int =
             rec = {"step": step, "wall_s": round(time.perf_counter() - start, 3), "lr": cur_lr}
             rec.update({f"loss_{f}": running[f] / n_run for f in fields})
             history.append(rec)
-            say(f"[train] step {step:>6d}/{steps}  " + "  ".join(f"L_{f}={running[f] / n_run:+.4f}" for f in fields)
-                + f"  lr={cur_lr:.2e}  {rec['wall_s']:.1f}s")
+            say(
+                f"[train] step {step:>6d}/{steps}  "
+                + "  ".join(f"L_{f}={running[f] / n_run:+.4f}" for f in fields)
+                + f"  lr={cur_lr:.2e}  {rec['wall_s']:.1f}s"
+            )
             running = {f: 0.0 for f in fields}
             n_run = 0
     wall = time.perf_counter() - start

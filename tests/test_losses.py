@@ -74,16 +74,19 @@ def random_mixture(d, K, seed):
     g = torch.Generator().manual_seed(seed)
     w = torch.rand(K, generator=g, dtype=DT) + 0.5
     a = torch.randn(K, d, d, generator=g, dtype=DT)
-    return GaussianMixture(w / w.sum(), 2.0 * torch.randn(K, d, generator=g, dtype=DT),
-                           0.3 * a @ a.mT / d + 0.1 * torch.eye(d, dtype=DT))
+    return GaussianMixture(
+        w / w.sum(), 2.0 * torch.randn(K, d, generator=g, dtype=DT), 0.3 * a @ a.mT / d + 0.1 * torch.eye(d, dtype=DT)
+    )
 
 
 def per_dim_interpolant(d):
     """Per-dimension coefficients (n, d): alpha_k = (1-t)(1 + c_k t), beta_k = t(1 + e_k (1-t))."""
     c, e = torch.linspace(-0.5, 1.0, d, dtype=DT), torch.linspace(0.8, -0.4, d, dtype=DT)
-    return SpatiallyLinearInterpolant(FunctionSchedule(lambda t: (1 - t)[:, None] * (1 + c.to(t) * t[:, None])),
-                                      FunctionSchedule(lambda t: t[:, None] * (1 + e.to(t) * (1 - t)[:, None])),
-                                      BrownianGamma(0.7))
+    return SpatiallyLinearInterpolant(
+        FunctionSchedule(lambda t: (1 - t)[:, None] * (1 + c.to(t) * t[:, None])),
+        FunctionSchedule(lambda t: t[:, None] * (1 + e.to(t) * (1 - t)[:, None])),
+        BrownianGamma(0.7),
+    )
 
 
 RHO0, RHO1 = random_mixture(D, 2, 1), random_mixture(D, 3, 2)
@@ -140,8 +143,7 @@ def draw(oracle, n, seed, t_range):
 def excess_terms(loss, f_star, interp, t, x0, x1, z, antithetic, scale=1.0):
     """Per-sample D_i = L_i[f* + scale h] - L_i[f*] and Q_i (see the module docstring)."""
     kw = dict(t=t, z=z, antithetic=antithetic)
-    d = (loss(lambda s, x: f_star(s, x) + scale * h(s, x), interp, x0, x1, **kw)
-         - loss(f_star, interp, x0, x1, **kw))
+    d = loss(lambda s, x: f_star(s, x) + scale * h(s, x), interp, x0, x1, **kw) - loss(f_star, interp, x0, x1, **kw)
     smp = interp.sample(t, x0, x1, z)
     hp = scale * h(t, smp.xt)
     if antithetic and smp.xt_anti is not None:
@@ -160,8 +162,9 @@ def stats(d, q):
 CASES = [(i, l, a) for i in ORACLES for l in LOSSES for a in (True, False)]
 
 
-@pytest.mark.parametrize("interp_name,loss_name,antithetic", CASES,
-                         ids=[f"{i}-{l}-{'anti' if a else 'plain'}" for i, l, a in CASES])
+@pytest.mark.parametrize(
+    "interp_name,loss_name,antithetic", CASES, ids=[f"{i}-{l}-{'anti' if a else 'plain'}" for i, l, a in CASES]
+)
 def test_excess_loss_identity(interp_name, loss_name, antithetic):
     """L[f* + h] - L[f*] = 1/2 E|h|^2 (SPEC §2) for the exact Gaussian-mixture f*."""
     oracle = ORACLES[interp_name]
@@ -201,8 +204,9 @@ def test_antithetic_reduces_score_loss_variance_near_t0():
     assert abs(plain.mean() - anti.mean()) <= Z_TOL * plain.std() / math.sqrt(N)
 
 
-@pytest.mark.parametrize("interp_name,loss_name", [("linear", l) for l in LOSSES] + [("onesided", "s"),
-                                                                                       ("onesided", "eta")])
+@pytest.mark.parametrize(
+    "interp_name,loss_name", [("linear", l) for l in LOSSES] + [("onesided", "s"), ("onesided", "eta")]
+)
 def test_exact_field_minimises_loss(interp_name, loss_name):
     """Among f* + c h on a grid of c, the Monte-Carlo loss (common random numbers) is smallest at c = 0."""
     oracle = ORACLES[interp_name]
@@ -210,8 +214,9 @@ def test_exact_field_minimises_loss(interp_name, loss_name):
     t, x0, x1, z = draw(oracle, 4 * N, 9, t_range)
     f_star = memo(getattr(oracle, field))
     grid = [-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5]
-    values = [float(loss(lambda s, x, c=c: f_star(s, x) + c * h(s, x), oracle.interp, x0, x1, t=t, z=z).mean())
-              for c in grid]
+    values = [
+        float(loss(lambda s, x, c=c: f_star(s, x) + c * h(s, x), oracle.interp, x0, x1, t=t, z=z).mean()) for c in grid
+    ]
     assert min(range(len(grid)), key=values.__getitem__) == grid.index(0.0), dict(zip(grid, values))
 
 

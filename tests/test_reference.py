@@ -88,8 +88,10 @@ def cases(dims=(1, 2, 3)):
         r1_diag = random_mixture(d, 3, 30 + d, diagonal=True)
         out += [
             (f"linear-d{d}", InterpolantOracle(Linear(BrownianGamma()), r0, r1)),
-            (f"linear-diag-d{d}", InterpolantOracle(Linear(QuadraticGamma()), random_mixture(d, 2, 40 + d,
-                                                                                                   diagonal=True), r1_diag)),
+            (
+                f"linear-diag-d{d}",
+                InterpolantOracle(Linear(QuadraticGamma()), random_mixture(d, 2, 40 + d, diagonal=True), r1_diag),
+            ),
             (f"trig-d{d}", InterpolantOracle(Trig(), r0, r1)),
             (f"encdec-d{d}", InterpolantOracle(EncoderDecoder(), r0, r1)),
             (f"onesided-d{d}", InterpolantOracle(OneSidedLinear(), standard_normal(d), r1)),
@@ -120,8 +122,10 @@ def points(oracle, n, seed, t_lo=0.0, t_hi=1.0):
 def test_mixture_log_prob_matches_scipy(d):
     rho = random_mixture(d, 4, d)
     x = 2.0 * torch.randn(50, d, generator=torch.Generator().manual_seed(1), dtype=DT)
-    comp = np.stack([multivariate_normal(m.numpy(), c.numpy()).logpdf(x.numpy()).reshape(-1)
-                     for m, c in zip(rho.means, rho.covs)], axis=1)
+    comp = np.stack(
+        [multivariate_normal(m.numpy(), c.numpy()).logpdf(x.numpy()).reshape(-1) for m, c in zip(rho.means, rho.covs)],
+        axis=1,
+    )
     ref = logsumexp(comp + np.log(rho.weights.numpy()), axis=1)
     torch.testing.assert_close(rho.log_prob(x), torch.from_numpy(ref), **EXACT)
 
@@ -286,8 +290,9 @@ def test_oracle_fields_bundle(oracle):
     torch.testing.assert_close(f.x1_mean, oracle.rho1.mean())
 
 
-@pytest.mark.parametrize("oracle", [ORACLES[CASE_IDS.index(i)] for i in ["linear-d3", "linear-diag-d3",
-                                                                         "onesided-d3", "perdim-d3"]])
+@pytest.mark.parametrize(
+    "oracle", [ORACLES[CASE_IDS.index(i)] for i in ["linear-d3", "linear-diag-d3", "onesided-d3", "perdim-d3"]]
+)
 def test_oracle_float32(oracle):
     t, x = points(oracle, 20, 8, 0.02, 0.98)
     for name in ["b", "v", "s", "eta", "log_density"]:
@@ -306,8 +311,10 @@ def test_oracle_chunking_and_shared_times():
     n = 30  # >= 8 rows per distinct time: the grouped path
     t = torch.tensor([0.1, 0.7, 0.55], dtype=DT)[torch.randint(0, 3, (n,), generator=g)]
     x = torch.randn(n, 3, generator=g, dtype=DT)
-    one_by_one = {name: torch.cat([getattr(small, name)(t[i:i + 1], x[i:i + 1]) for i in range(n)])
-                  for name in ["b", "v", "s", "eta", "log_density"]}
+    one_by_one = {
+        name: torch.cat([getattr(small, name)(t[i : i + 1], x[i : i + 1]) for i in range(n)])
+        for name in ["b", "v", "s", "eta", "log_density"]
+    }
     for o in [small, InterpolantOracle(Linear(), r0, r1)]:
         for name, ref in one_by_one.items():
             torch.testing.assert_close(getattr(o, name)(t, x), ref, **EXACT)
@@ -346,6 +353,8 @@ def test_oracle_errors():
         o.b(0.5, torch.zeros(4, 3, dtype=DT))
     with pytest.raises(ValueError, match="singular"):
         # alpha = beta = gamma = 0 at t = 1/2 in the first dimension: C(t) is singular there
-        bad = SpatiallyLinearInterpolant(FunctionSchedule(lambda t: torch.stack([(1 - 2 * t).abs(), 1 - t], -1)),
-                                         FunctionSchedule(lambda t: torch.stack([torch.zeros_like(t), t], -1)))
+        bad = SpatiallyLinearInterpolant(
+            FunctionSchedule(lambda t: torch.stack([(1 - 2 * t).abs(), 1 - t], -1)),
+            FunctionSchedule(lambda t: torch.stack([torch.zeros_like(t), t], -1)),
+        )
         InterpolantOracle(bad, gaussian([0.0, 0.0], 1.0), gaussian([0.0, 0.0], 1.0)).s(0.5, x)

@@ -46,21 +46,25 @@ def test_training_recovers_b_and_s():
     g = torch.Generator().manual_seed(0)
     x0 = rho0.sample(20000, generator=g).to(DT)
     x1 = rho1.sample(20000, generator=g).to(DT)
-    res = train_fields(interp, x0, x1, fields=("b", "s"), steps=600, batch_size=256, hidden=64, depth=3,
-                       lr=3e-3, seed=0, log_every=0)
+    res = train_fields(
+        interp, x0, x1, fields=("b", "s"), steps=600, batch_size=256, hidden=64, depth=3, lr=3e-3, seed=0, log_every=0
+    )
     exact = InterpolantOracle(interp, rho0, rho1)
     blind = InterpolantOracle(interp, rho0, gaussian(rho1.mean(), rho1.cov()))
     # evaluation points: 4000 draws of (t, x_t) from the exact marginals, t in [0.05, 0.95]
     n = 4000
     t = 0.05 + 0.9 * torch.rand(n, generator=g, dtype=torch.float64)
-    xt = interp.x_t(t, rho0.sample(n, generator=g), rho1.sample(n, generator=g),
-                    torch.randn(n, 2, generator=g, dtype=torch.float64))
+    xt = interp.x_t(
+        t, rho0.sample(n, generator=g), rho1.sample(n, generator=g), torch.randn(n, 2, generator=g, dtype=torch.float64)
+    )
     err_b = _rel_err(res.fields.drift, exact.b, t, xt)
     err_s = _rel_err(res.fields.score, exact.s, t, xt)
     base_b = float((blind.b(t, xt) - exact.b(t, xt)).pow(2).sum(-1).mean() / exact.b(t, xt).pow(2).sum(-1).mean())
     base_s = float((blind.s(t, xt) - exact.s(t, xt)).pow(2).sum(-1).mean() / exact.s(t, xt).pow(2).sum(-1).mean())
-    print(f"relative L2 errors: b {err_b:.4f} (Gaussian-blind baseline {base_b:.4f}), "
-          f"s {err_s:.4f} (baseline {base_s:.4f})")
+    print(
+        f"relative L2 errors: b {err_b:.4f} (Gaussian-blind baseline {base_b:.4f}), "
+        f"s {err_s:.4f} (baseline {base_s:.4f})"
+    )
     assert err_b < 0.05 and err_b < base_b / 5
     assert err_s < 0.05 and err_s < base_s / 5
 
@@ -80,8 +84,7 @@ def test_training_is_deterministic_for_a_seed():
 
 def test_time_budget_stops_training():
     x = torch.randn(100, 2)
-    res = train_fields(Linear(), x, x + 1, steps=10**6, time_budget=0.5, batch_size=16, hidden=8, depth=1,
-                       log_every=0)
+    res = train_fields(Linear(), x, x + 1, steps=10**6, time_budget=0.5, batch_size=16, hidden=8, depth=1, log_every=0)
     assert res.stopped_by == "time_budget" and 0 < res.steps < 10**6
 
 

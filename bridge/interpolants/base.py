@@ -132,8 +132,9 @@ class Interpolant:
         t = _check_t(t, x0)
         return self.interpolate(t, x0, x1) + bcast(self.gamma(t), x0) * z
 
-    def sample(self, t: Tensor, x0: Tensor, x1: Tensor, z: Tensor | None = None, *,
-               generator: torch.Generator | None = None) -> InterpolantSample:
+    def sample(
+        self, t: Tensor, x0: Tensor, x1: Tensor, z: Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> InterpolantSample:
         """Draw ``x_t`` and its antithetic partner, with what the losses need (SPEC §2).
 
         Args:
@@ -157,9 +158,19 @@ class Interpolant:
         g = bcast(self.gamma(t), x0)
         gd = _finite_or_zero(bcast(self.gamma_dot(t), x0))
         anti = I - g * z if self.has_latent_noise else None
-        return InterpolantSample(t=t, x0=x0, x1=x1, noise=z, noise_scale=g, xt=I + g * z, xt_anti=anti,
-                                 drift_even=dI, drift_odd=gd * z, velocity_even=dI,
-                                 velocity_odd=torch.zeros_like(dI))
+        return InterpolantSample(
+            t=t,
+            x0=x0,
+            x1=x1,
+            noise=z,
+            noise_scale=g,
+            xt=I + g * z,
+            xt_anti=anti,
+            drift_even=dI,
+            drift_odd=gd * z,
+            velocity_even=dI,
+            velocity_odd=torch.zeros_like(dI),
+        )
 
 
 def _finite_or_zero(c: Tensor) -> Tensor:
@@ -203,8 +214,9 @@ class SpatiallyLinearInterpolant(Interpolant):
         tensor([-1.])
     """
 
-    def __init__(self, alpha, beta, gamma: GammaSchedule | None = None, *, one_sided: bool = False,
-                 mirror: bool = False):
+    def __init__(
+        self, alpha, beta, gamma: GammaSchedule | None = None, *, one_sided: bool = False, mirror: bool = False
+    ):
         from .schedules import FunctionSchedule
 
         super().__init__(gamma if gamma is not None else ZeroGamma())
@@ -252,11 +264,23 @@ class SpatiallyLinearInterpolant(Interpolant):
         a, b = bcast(self.alpha(t), x0), bcast(self.beta(t), x1)
         ad, bd = _finite_or_zero(bcast(self.alpha_dot(t), x0)), bcast(self.beta_dot(t), x1)
         even, odd = bd * x1, ad * x0
-        return InterpolantSample(t=t, x0=x0, x1=x1, noise=x0, noise_scale=a, xt=a * x0 + b * x1,
-                                 xt_anti=-a * x0 + b * x1, drift_even=even, drift_odd=odd,
-                                 velocity_even=even, velocity_odd=odd)
+        return InterpolantSample(
+            t=t,
+            x0=x0,
+            x1=x1,
+            noise=x0,
+            noise_scale=a,
+            xt=a * x0 + b * x1,
+            xt_anti=-a * x0 + b * x1,
+            drift_even=even,
+            drift_odd=odd,
+            velocity_even=even,
+            velocity_odd=odd,
+        )
 
     def __repr__(self):
         kind = ", one_sided=True" if self.one_sided else ", mirror=True" if self.mirror else ""
-        return (f"{type(self).__name__}(alpha={self.alpha_schedule!r}, beta={self.beta_schedule!r}, "
-                f"gamma={self.gamma_schedule!r}{kind})")
+        return (
+            f"{type(self).__name__}(alpha={self.alpha_schedule!r}, beta={self.beta_schedule!r}, "
+            f"gamma={self.gamma_schedule!r}{kind})"
+        )

@@ -31,8 +31,9 @@ class TimeEmbedding(nn.Module):
         if not isinstance(frequencies, int) or frequencies < 0:
             raise ValueError(f"frequencies: expected an int >= 0, got {frequencies!r}")
         self.frequencies = frequencies
-        self.register_buffer("k", 2.0 * math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer(
+            "k", 2.0 * math.pi * torch.arange(1, frequencies + 1, dtype=torch.float32), persistent=False
+        )
 
     @property
     def dim(self) -> int:
@@ -66,16 +67,31 @@ class MLP(nn.Module):
         torch.Size([5, 2])
     """
 
-    def __init__(self, dim: int, *, hidden: int = 256, depth: int = 3, activation: str = "silu",
-                 frequencies: int = 8, out_dim: int | None = None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int = 256,
+        depth: int = 3,
+        activation: str = "silu",
+        frequencies: int = 8,
+        out_dim: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         for name, val, lo in (("dim", dim, 1), ("hidden", hidden, 1), ("depth", depth, 1)):
             if not isinstance(val, int) or isinstance(val, bool) or val < lo:
                 raise ValueError(f"{name}: expected an int >= {lo}, got {val!r}")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        self.config = dict(dim=dim, hidden=hidden, depth=depth, activation=activation, frequencies=frequencies,
-                           out_dim=out_dim if out_dim is not None else dim)
+        self.config = dict(
+            dim=dim,
+            hidden=hidden,
+            depth=depth,
+            activation=activation,
+            frequencies=frequencies,
+            out_dim=out_dim if out_dim is not None else dim,
+        )
         self.embed = TimeEmbedding(frequencies)
         act = _ACTIVATIONS[activation]
         # with a generator, layers are created without drawing from the global RNG (meta

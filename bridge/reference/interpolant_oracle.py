@@ -106,8 +106,14 @@ class InterpolantOracle:
         (torch.Size([4, 2]), torch.Size([4]))
     """
 
-    def __init__(self, interp: SpatiallyLinearInterpolant, rho0: GaussianMixture, rho1: GaussianMixture, *,
-                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS):
+    def __init__(
+        self,
+        interp: SpatiallyLinearInterpolant,
+        rho0: GaussianMixture,
+        rho1: GaussianMixture,
+        *,
+        chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    ):
         if not isinstance(interp, SpatiallyLinearInterpolant):
             raise TypeError(f"interp: expected a SpatiallyLinearInterpolant, got {type(interp).__name__}")
         for name, rho in (("rho0", rho0), ("rho1", rho1)):
@@ -122,8 +128,10 @@ class InterpolantOracle:
             tol = 10 * torch.finfo(c.dtype).eps
             eye = torch.eye(d, dtype=c.dtype, device=c.device)
             if rho0.n_components != 1 or rho0.means.abs().max() > tol or (c[0] - eye).abs().max() > tol:
-                raise ValueError("rho0: a one-sided interpolant needs rho0 = N(0, I) (x0 is its noise, SI 4.19); "
-                                 "use bridge.reference.standard_normal(d)")
+                raise ValueError(
+                    "rho0: a one-sided interpolant needs rho0 = N(0, I) (x0 is its noise, SI 4.19); "
+                    "use bridge.reference.standard_normal(d)"
+                )
         self.interp, self.rho0, self.rho1 = interp, rho0, rho1
         self.chunk_elements = chunk_elements
         # the mirror interpolant has alpha = 0: rho0 drops out, keep one dummy component
@@ -199,18 +207,26 @@ class InterpolantOracle:
         """``C_ij = A C0_i A + B C1_j B + gamma^2 I``: ``(U, K, d, d)``, or the diagonals ``(U, K, d)``."""
         U, d = a.shape
         if self.diagonal:
-            c = ((a * a)[:, None, None, :] * P["c0"][None, :, None, :]
-                 + (b * b)[:, None, None, :] * P["c1"][None, None, :, :] + (g * g)[:, None, None, :])
+            c = (
+                (a * a)[:, None, None, :] * P["c0"][None, :, None, :]
+                + (b * b)[:, None, None, :] * P["c1"][None, None, :, :]
+                + (g * g)[:, None, None, :]
+            )
             return c.reshape(U, -1, d)
-        c = (P["c0"][None, :, None] * (a[:, :, None] * a[:, None, :])[:, None, None]
-             + P["c1"][None, None, :] * (b[:, :, None] * b[:, None, :])[:, None, None]
-             + torch.diag_embed(g * g)[:, None, None])
+        c = (
+            P["c0"][None, :, None] * (a[:, :, None] * a[:, None, :])[:, None, None]
+            + P["c1"][None, None, :] * (b[:, :, None] * b[:, None, :])[:, None, None]
+            + torch.diag_embed(g * g)[:, None, None]
+        )
         return c.reshape(U, -1, d, d)
 
     def _stats(self, tu: Tensor, P: dict, need: set) -> dict:
         it = self.interp
-        st = {"a": self._coef(it.alpha(tu), tu, "alpha"), "b": self._coef(it.beta(tu), tu, "beta"),
-              "g": self._coef(it.gamma(tu), tu, "gamma")}
+        st = {
+            "a": self._coef(it.alpha(tu), tu, "alpha"),
+            "b": self._coef(it.beta(tu), tu, "beta"),
+            "g": self._coef(it.gamma(tu), tu, "gamma"),
+        }
         if need & {"v", "b"}:
             st["ad"] = self._coef(it.alpha_dot(tu), tu, "alpha_dot")
             st["bd"] = self._coef(it.beta_dot(tu), tu, "beta_dot")
@@ -232,8 +248,10 @@ class InterpolantOracle:
             st["logdet"] = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
         if bool(bad.any()):
             u = int(torch.nonzero(bad)[0, 0])
-            raise ValueError(f"t: the covariance of rho(t) is singular (or not positive definite) at "
-                             f"t = {float(tu[u]):.6g}; alpha, beta and gamma vanish together there")
+            raise ValueError(
+                f"t: the covariance of rho(t) is singular (or not positive definite) at "
+                f"t = {float(tu[u]):.6g}; alpha, beta and gamma vanish together there"
+            )
         return st
 
     def _rows(self, x: Tensor, st: dict, need: set, P: dict) -> dict:
@@ -303,8 +321,8 @@ class InterpolantOracle:
             # per-row statistics (diagonal covariances, distinct times, or t carrying a gradient)
             cap = max(1, self.chunk_elements // (K * d if self.diagonal else K * d * d))
             for r0 in range(0, n, cap):
-                st = self._stats(t[r0:r0 + cap], P, need)
-                for key, val in self._rows(x[r0:r0 + cap], st, need, P).items():
+                st = self._stats(t[r0 : r0 + cap], P, need)
+                for key, val in self._rows(x[r0 : r0 + cap], st, need, P).items():
                     pieces[key].append(val)
             return {key: torch.cat(val) for key, val in pieces.items()}
         # few distinct times: factorise C_k(t) once per time, solve for all its rows at once
@@ -315,9 +333,9 @@ class InterpolantOracle:
             groups = torch.split(torch.sort(inv).indices, counts.tolist())
         perm = []
         for u, rows_all in enumerate(groups):
-            st = self._stats(uniq[u:u + 1], P, need)
+            st = self._stats(uniq[u : u + 1], P, need)
             for r0 in range(0, rows_all.shape[0], cap):
-                rows = rows_all[r0:r0 + cap]
+                rows = rows_all[r0 : r0 + cap]
                 perm.append(rows)
                 for key, val in self._rows(x[rows], st, need, P).items():
                     pieces[key].append(val)
@@ -435,8 +453,9 @@ class InterpolantOracle:
             tensor([[1.]], dtype=torch.float64)
         """
         if not self.has_denoiser:
-            raise ValueError("interp: eta needs latent noise (gamma > 0) or a one-sided interpolant; "
-                             "this interpolant has gamma = 0")
+            raise ValueError(
+                "interp: eta needs latent noise (gamma > 0) or a one-sided interpolant; this interpolant has gamma = 0"
+            )
         return self._evaluate(t, x, {"eta"})["eta"]
 
     def fields(self) -> Fields:
@@ -450,9 +469,17 @@ class InterpolantOracle:
             >>> f.drift(torch.full((3,), 0.5, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64)).shape
             torch.Size([3, 2])
         """
-        return Fields(self.interp, b=self.b, s=self.s, v=self.v, eta=self.eta if self.has_denoiser else None,
-                      x1_mean=self.rho1.mean())
+        return Fields(
+            self.interp,
+            b=self.b,
+            s=self.s,
+            v=self.v,
+            eta=self.eta if self.has_denoiser else None,
+            x1_mean=self.rho1.mean(),
+        )
 
     def __repr__(self):
-        return (f"InterpolantOracle({self.interp!r}, rho0: K={self.rho0.n_components}, "
-                f"rho1: K={self.rho1.n_components}, d={self.dim})")
+        return (
+            f"InterpolantOracle({self.interp!r}, rho0: K={self.rho0.n_components}, "
+            f"rho1: K={self.rho1.n_components}, d={self.dim})"
+        )

@@ -82,8 +82,10 @@ class GaussianMixture:
                 raise ValueError(f"{name}: contains NaN or Inf")
         w, m, c = self.weights, self.means, self.covs
         if len({w.dtype, m.dtype, c.dtype}) != 1 or len({w.device, m.device, c.device}) != 1:
-            raise TypeError(f"weights, means, covs: expected one dtype and device, got "
-                            f"{w.dtype}/{m.dtype}/{c.dtype} on {w.device}/{m.device}/{c.device}")
+            raise TypeError(
+                f"weights, means, covs: expected one dtype and device, got "
+                f"{w.dtype}/{m.dtype}/{c.dtype} on {w.device}/{m.device}/{c.device}"
+            )
         if w.dim() != 1 or w.shape[0] == 0:
             raise ValueError(f"weights: expected shape (K,) with K >= 1, got {tuple(w.shape)}")
         K = w.shape[0]
@@ -164,8 +166,11 @@ class GaussianMixture:
         if self.n_components == 1:
             k = torch.zeros(n, dtype=torch.long, device=w.device)
         else:
-            k = torch.multinomial(w, n, replacement=True, generator=generator) if n > 0 else \
-                torch.zeros(0, dtype=torch.long, device=w.device)
+            k = (
+                torch.multinomial(w, n, replacement=True, generator=generator)
+                if n > 0
+                else torch.zeros(0, dtype=torch.long, device=w.device)
+            )
         xi = torch.randn(n, self.dim, 1, generator=generator, dtype=w.dtype, device=w.device)
         return self.means[k] + (self._chol[k] @ xi).squeeze(-1)
 

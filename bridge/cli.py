@@ -1,0 +1,458 @@
+"""The ``bridge`` command line (also ``python -m bridge``).
+
+Subcommands:
+
+* ``bridge fit --source NAME|FILE --target NAME|FILE --out DIR``: train b plus s (or eta, v) for a
+  fixed interpolant, then sample with the ODE and the SDE at a few eps, and write a checkpoint,
+  ``metrics.json`` and ``samples.png`` to DIR.
+
+This module is the only place with name -> object tables (interpolants, gamma schedules,
+solvers). Every user error ends in one line on stderr and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser", "make_interpolant", "INTERPOLANTS", "GAMMAS"]
+
+EXIT_USAGE = 2
+#: Points used for the Sinkhorn divergence in `bridge fit` (geomloss on CPU is O(n^2) per
+#: iteration; 1500 points take a few seconds). The energy distance uses all held-out points.
+SINKHORN_POINTS = 1500
+#: Sampling t-range for models whose score comes from eta (s = -eta/gamma is undefined at
+#: gamma = 0): the paper's [1e-4, 1 - 1e-4] (EXPERIMENTS.md, 128-D mixture).
+ETA_SAMPLING_T_RANGE = (1e-4, 1.0 - 1e-4)
+
+
+def _gammas():
+    from .interpolants import BrownianGamma, QuadraticGamma, SigmoidGamma, SinSquaredGamma, ZeroGamma
+
+    return {
+        "brownian": lambda a: BrownianGamma(a=a),  # sqrt(a t(1-t))
+        "quadratic": lambda a: QuadraticGamma(a=a),  # a t(1-t)
+        "sin2": lambda a: SinSquaredGamma(),
+        "sigmoid": lambda a: SigmoidGamma(),
+        "zero": lambda a: ZeroGamma(),
+    }
+
+
+def _interpolants():
+    from . import interpolants as I
+
+    return {
+        "linear": lambda g: I.Linear(g),
+        "trig": lambda g: I.Trig(g),
+        "encoder-decoder": lambda g: I.EncoderDecoder(),
+        "one-sided-linear": lambda g: I.OneSidedLinear(),
+        "one-sided-trig": lambda g: I.OneSidedTrig(),
+        "one-sided-vp": lambda g: I.OneSidedVP(),
+        "mirror": lambda g: I.Mirror(g),
+    }
+
+
+GAMMAS = ("brownian", "quadratic", "sin2", "sigmoid", "zero")
+INTERPOLANTS = ("linear", "trig", "encoder-decoder", "one-sided-linear", "one-sided-trig", "one-sided-vp", "mirror")
+
+
+def make_interpolant(name: str, gamma: str = "brownian", gamma_scale: float = 1.0):
+    """Build an interpolant from its command-line names (e.g. ``"linear"``, ``"brownian"``)."""
+    if name not in INTERPOLANTS:
+        raise ValueError(f"--interpolant: expected one of {', '.join(INTERPOLANTS)}, got {name!r}")
+    if gamma not in GAMMAS:
+        raise ValueError(f"--gamma: expected one of {', '.join(GAMMAS)}, got {gamma!r}")
+    if name.startswith("one-sided"):
+        gamma = "zero"
+    return _interpolants()[name](_gammas()[gamma](gamma_scale))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no multi-line usage dump)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
+    return v
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _eps_list(s):
+    out = []
+    for part in s.split(","):
+        part = part.strip()
+        try:
+            v = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers > 0, got {s!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers > 0, got {s!r}")
+        out.append(v)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bridge", description="Stochastic interpolants and Schrödinger bridges.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    f = sub.add_parser(
+        "fit",
+        help="train a generative model between two distributions (fixed interpolant)",
+        description="Train b and s (or eta, v) for a fixed interpolant between SOURCE and TARGET, "
+        "sample with the ODE and the SDE, and write a checkpoint, metrics.json and "
+        "samples.png.",
+    )
+    f.add_argument(
+        "--source", default="gaussian", help="built-in data set name or .npy/.npz/.csv file (default: gaussian)"
+    )
+    f.add_argument("--target", default="checkerboard", help="built-in data set name or file (default: checkerboard)")
+    f.add_argument("--out", required=True, help="output directory (created if needed)")
+    f.add_argument("--interpolant", default="linear", choices=INTERPOLANTS)
+    f.add_argument(
+        "--gamma",
+        default="brownian",
+        choices=GAMMAS,
+        help="latent noise: brownian = sqrt(a t(1-t)), quadratic = a t(1-t), sin2, sigmoid, zero",
+    )
+    f.add_argument("--gamma-scale", type=_positive_float, default=1.0, help="the a in gamma (default 1)")
+    f.add_argument("--fields", default="b,s", help="fields to learn: b,s | b,eta | v,s | v,eta | b | v | eta")
+    f.add_argument("--steps", type=_positive_int, default=3000, help="training steps (default 3000)")
+    f.add_argument("--time-budget", type=_positive_float, default=None, help="training wall-clock cap in seconds")
+    f.add_argument("--batch-size", type=_positive_int, default=512)
+    f.add_argument("--lr", type=_positive_float, default=2e-3)
+    f.add_argument("--hidden", type=_positive_int, default=128)
+    f.add_argument("--depth", type=_positive_int, default=3)
+    f.add_argument("--n-train", type=_positive_int, default=20000, help="samples drawn from a built-in data set")
+    f.add_argument("--n-test", type=_positive_int, default=4000, help="held-out samples for the metrics")
+    f.add_argument(
+        "--eps",
+        type=_eps_list,
+        default=[0.5, 1.0, 2.5],
+        help="SDE diffusion levels (paper's eps; diffusion sqrt(2 eps) dW), comma separated (default 0.5,1,2.5)",
+    )
+    f.add_argument("--sample-steps", type=_positive_int, default=500, help="SDE steps (ODE uses a fifth, min 50)")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    f.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def _fail(prog: str, msg: str) -> int:
+    msg = " ".join(str(msg).split())
+    print(f"{prog}: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    prog = f"bridge {args.command}"
+    try:
+        if args.command == "fit":
+            return cmd_fit(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        return _fail(prog, str(exc))
+    except RuntimeError as exc:  # e.g. CUDA not available
+        return _fail(prog, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return EXIT_USAGE
+
+
+# ----------------------------------------------------------------------------------------
+# bridge fit
+# ----------------------------------------------------------------------------------------
+def _log(args, msg):
+    if not args.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _prepare_out(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out: {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _load_pair(args, torch, gen):
+    from .data import DATASETS, check_same_dim, resolve_samples, split_train_test
+
+    n_total = args.n_train + args.n_test
+    x0 = resolve_samples(args.source, n_total, generator=gen)
+    x1 = resolve_samples(args.target, n_total, generator=gen)
+    check_same_dim(x0, x1, names=(f"--source {args.source}", f"--target {args.target}"))
+    for name, x in (("--source", x0), ("--target", x1)):
+        if x.shape[0] < 4:
+            raise ValueError(f"{name}: need at least 4 samples to hold some out for testing, got {x.shape[0]}")
+    # built-in sets were drawn at n_train + n_test; from a file hold out at most a quarter
+    n_test0 = args.n_test if args.source in DATASETS else min(args.n_test, x0.shape[0] // 4)
+    n_test1 = args.n_test if args.target in DATASETS else min(args.n_test, x1.shape[0] // 4)
+    x0_tr, x0_te = split_train_test(x0, n_test0, generator=gen)
+    x1_tr, x1_te = split_train_test(x1, n_test1, generator=gen)
+    return x0_tr, x0_te, x1_tr, x1_te
+
+
+def cmd_fit(args) -> int:
+    import torch
+
+    from . import __version__
+    from .checkpoint import atomic_write_text, save_checkpoint
+    from .metrics import energy_distance, sinkhorn_divergence
+    from .samplers import Heun, StochasticHeun, sample_ode, sample_sde
+    from .train import check_field_set, train_fields
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device: cuda requested but torch reports no CUDA device")
+    interp = make_interpolant(args.interpolant, args.gamma, args.gamma_scale)
+    fields = check_field_set(args.fields, interp)
+    if interp.one_sided and args.source != "gaussian":
+        raise ValueError(
+            f"--source: a one-sided interpolant uses x0 ~ N(0, I); pass --source gaussian, got {args.source!r}"
+        )
+    if interp.mirror and args.source != args.target:
+        raise ValueError(
+            "--source/--target: the mirror interpolant maps a distribution to itself; pass the same data for both"
+        )
+    out = _prepare_out(args.out)
+    gen = torch.Generator().manual_seed(args.seed)
+    t_start = time.perf_counter()
+    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args, torch, gen)
+    d = x0_tr.shape[1]
+    device = torch.device(args.device)
+    _log(
+        args,
+        f"[fit] {args.source} -> {args.target}: d={d}, {x0_tr.shape[0]}/{x1_tr.shape[0]} training samples, "
+        f"{interp!r}, fields {','.join(fields)}",
+    )
+
+    res = train_fields(
+        interp,
+        x0_tr.to(device),
+        x1_tr.to(device),
+        fields=fields,
+        steps=args.steps,
+        time_budget=args.time_budget,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        hidden=args.hidden,
+        depth=args.depth,
+        seed=args.seed,
+        log_every=0 if args.quiet else max(1, args.steps // 10),
+        progress=lambda m: _log(args, m),
+    )
+    meta = {
+        "kind": "fit",
+        "bridge_version": __version__,
+        "interpolant": {"name": args.interpolant, "gamma": args.gamma, "gamma_scale": args.gamma_scale},
+        "fields": list(fields),
+        "model": {f: m.config for f, m in res.models.items()},
+        "dim": d,
+        "source": args.source,
+        "target": args.target,
+        "seed": args.seed,
+        "train": {
+            "steps": res.steps,
+            "wall_s": res.wall_s,
+            "stopped_by": res.stopped_by,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+        },
+        "x1_mean": res.fields.x1_mean.tolist() if res.fields.x1_mean is not None else None,
+        "history": res.history,
+    }
+    save_checkpoint(out / "checkpoint.pt", {f: m.state_dict() for f, m in res.models.items()}, meta)
+    _log(
+        args,
+        f"[fit] trained {res.steps} steps in {res.wall_s:.1f}s ({res.stopped_by}); "
+        f"checkpoint -> {out / 'checkpoint.pt'}",
+    )
+
+    # --- sampling -----------------------------------------------------------------------
+    fl = res.fields
+    x_start = x0_te.to(device)
+    if interp.one_sided:
+        x_start = torch.randn(x1_te.shape, generator=gen).to(device)
+    ode_steps = max(50, args.sample_steps // 5)
+    # a score from eta is -eta/gamma, undefined where gamma = 0: sample inside (0, 1) then
+    # (two-sided: t = 0 and 1; one-sided: alpha = 0 at t = 1 only)
+    t0s, t1s = 0.0, 1.0
+    if "eta" in fields:
+        t0s, t1s = (0.0 if interp.one_sided else ETA_SAMPLING_T_RANGE[0]), ETA_SAMPLING_T_RANGE[1]
+    metrics_t_range = [t0s, t1s]
+    samples, timing = {}, {}
+    failures = {}
+
+    def run(name, what, fn):
+        t0 = time.perf_counter()
+        try:
+            samples[name] = fn()
+        except FloatingPointError as exc:  # the sampler diverged: record it, keep the other results
+            failures[name] = str(exc)
+            _log(args, f"[fit] {what}: diverged ({exc}); try more --sample-steps")
+            return
+        timing[name] = time.perf_counter() - t0
+        _log(args, f"[fit] {what}: {timing[name]:.1f}s")
+
+    with torch.no_grad():
+        if fl.has_drift:
+            run(
+                "ode",
+                f"ODE, {ode_steps} Heun steps",
+                lambda: sample_ode(fl.drift, x_start, t0=t0s, t1=t1s, steps=ode_steps, solver=Heun()).x,
+            )
+        if fl.has_drift and fl.has_score:
+            for eps in args.eps:
+                run(
+                    f"sde_eps{eps:g}",
+                    f"SDE eps={eps:g}, {args.sample_steps} Heun steps",
+                    lambda eps=eps: (
+                        sample_sde(
+                            fl.forward_drift(eps),
+                            x_start,
+                            eps=eps,
+                            t0=t0s,
+                            t1=t1s,
+                            steps=args.sample_steps,
+                            solver=StochasticHeun(),
+                            generator=gen,
+                        ).x
+                    ),
+                )
+        else:
+            _log(args, "[fit] no score learned: skipping the SDE")
+
+    # --- metrics ------------------------------------------------------------------------
+    ref = x1_te.to(device).float()
+    floor_x = x1_tr[: ref.shape[0]].to(device)
+    n_sd = min(SINKHORN_POINTS, ref.shape[0])
+    metrics = {
+        "held_out_target": int(ref.shape[0]),
+        "sampling_t_range": metrics_t_range,
+        "energy_distance": {"what": "squared energy distance (V-statistic)", "points": int(ref.shape[0])},
+        "sinkhorn_divergence": {"what": "geomloss debiased, p=2 (cost |x-y|^2/2), blur=0.05", "points": int(n_sd)},
+    }
+
+    def score(x):
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):
+            return {"energy_distance": None, "sinkhorn_divergence": None, "finite": False}
+        return {
+            "energy_distance": float(energy_distance(x, ref)),
+            "sinkhorn_divergence": float(sinkhorn_divergence(x[:n_sd], ref[:n_sd], blur=0.05)),
+            "finite": True,
+        }
+
+    metrics["noise_floor"] = score(floor_x)
+    metrics["noise_floor"]["what"] = "training target samples vs held-out target samples (same size)"
+    for name, msg in failures.items():
+        metrics[name] = {"energy_distance": None, "sinkhorn_divergence": None, "finite": False, "error": msg}
+    for name, x in samples.items():
+        metrics[name] = score(x)
+        metrics[name]["sample_wall_s"] = timing[name]
+        np_path = out / f"samples_{name}.npy"
+        import numpy as np
+
+        np.save(np_path, x.detach().cpu().float().numpy())
+    metrics["train_wall_s"] = res.wall_s
+    metrics["total_wall_s"] = time.perf_counter() - t_start
+    metrics["config"] = {k: v for k, v in vars(args).items() if k not in ("command",)}
+    metrics["versions"] = {"bridge": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    _plot_fit(
+        out / "samples.png",
+        x1_te,
+        x0_te if not interp.one_sided else x_start.cpu(),
+        samples,
+        metrics,
+        title=f"{args.source} -> {args.target}  ({args.interpolant}, gamma={args.gamma}, fields {','.join(fields)})",
+    )
+    for name in list(failures) + list(samples):
+        m = metrics[name]
+        if m["finite"]:
+            _log(
+                args,
+                f"[fit] {name:>12s}: energy distance {m['energy_distance']:.4f}, "
+                f"Sinkhorn divergence {m['sinkhorn_divergence']:.4f}",
+            )
+        else:
+            _log(args, f"[fit] {name:>12s}: samples contain NaN/Inf (try more --sample-steps)")
+    nf = metrics["noise_floor"]
+    _log(
+        args,
+        f"[fit] {'noise floor':>12s}: energy distance {nf['energy_distance']:.4f}, "
+        f"Sinkhorn divergence {nf['sinkhorn_divergence']:.4f}",
+    )
+    _log(args, f"[fit] wrote {out / 'metrics.json'} and {out / 'samples.png'} ({metrics['total_wall_s']:.0f}s in all)")
+    return 0
+
+
+def _plot_fit(path, target, source, samples, metrics, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_write_bytes
+
+    panels = [("source", source, None), ("target (held out)", target, None)]
+    panels += [(name, x, metrics[name]) for name, x in samples.items()]
+    ncol = len(panels)
+    fig, axes = plt.subplots(1, ncol, figsize=(3.0 * ncol, 3.3), squeeze=False)
+    tgt = target.detach().cpu().float().numpy()
+    lo, hi = tgt[:, :2].min(0), tgt[:, :2].max(0)
+    pad = 0.15 * (hi - lo)
+    for ax, (name, x, m) in zip(axes[0], panels):
+        x = x.detach().cpu().float().numpy()
+        if x.shape[1] >= 2:
+            ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4, color="C0" if m is None else "C1", rasterized=True)
+            ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+            ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+            ax.set_xlabel("$x_1$")
+            ax.set_ylabel("$x_2$")
+        else:
+            ax.hist(x[:, 0], bins=60, density=True, color="C0" if m is None else "C1")
+            ax.set_xlabel("$x$")
+            ax.set_ylabel("density")
+        label = name.replace("sde_eps", "SDE eps=").replace("ode", "ODE")
+        if m is not None and m.get("finite"):
+            label += f"\nED={m['energy_distance']:.3f}  SD={m['sinkhorn_divergence']:.3f}"
+        ax.set_title(label, fontsize=9)
+        ax.set_aspect("equal" if x.shape[1] >= 2 else "auto")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

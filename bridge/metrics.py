@@ -1,0 +1,318 @@
+r"""Distances between sample sets (SPEC §6): energy distance, Sinkhorn divergence, W2, BW2-UVP.
+
+All functions take ``(n, d)`` and ``(m, d)`` tensors (or NumPy arrays) and return a Python
+float; they compute in float64 and never track gradients.
+
+* :func:`energy_distance`: :math:`2E|X-Y| - E|X-X'| - E|Y-Y'|` (no OT, chunked, O(nm) time).
+* :func:`sinkhorn_divergence`: geomloss's debiased :math:`S_\varepsilon`, cost :math:`|x-y|^2/2`.
+* :func:`w2`: exact 2-Wasserstein distance of the empirical measures (POT's network simplex).
+* :func:`bw2_uvp`: Bures-Wasserstein unexplained variance percentage of fitted Gaussians,
+  with the closed form :func:`gaussian_w2_squared`.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    >>> round(w2(x, x + torch.tensor([3.0, 4.0], dtype=torch.float64)), 6)
+    5.0
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["energy_distance", "sinkhorn_divergence", "w2", "bw2_uvp", "gaussian_w2_squared"]
+
+_BLOCK_ELEMENTS = 2**22  # pairwise distances held at once by energy_distance (32 MiB in float64)
+
+
+def _as_samples(x, name: str, *, min_rows: int = 1) -> Tensor:
+    """Validate a sample set: a 2-D, finite tensor/array with ``min_rows`` rows; return it in float64."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray of shape (n, d), got {type(x).__name__}")
+    if x.dim() != 2:
+        raise ValueError(f"{name}: expected shape (n, d), got {tuple(x.shape)}")
+    if x.shape[0] < min_rows or x.shape[1] < 1:
+        raise ValueError(
+            f"{name}: expected at least {min_rows} sample(s) of dimension >= 1, got shape {tuple(x.shape)}"
+        )
+    if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{name}: expected real floating values, got dtype {x.dtype}")
+    x = x.detach().to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).any(dim=1).sum())
+        raise ValueError(f"{name}: NaN or Inf in {bad} of {x.shape[0]} rows")
+    return x
+
+
+def _pair(x, y, names=("x", "y"), *, min_rows: int = 1) -> tuple[Tensor, Tensor]:
+    x, y = _as_samples(x, names[0], min_rows=min_rows), _as_samples(y, names[1], min_rows=min_rows)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"{names[0]} has dimension {x.shape[1]} but {names[1]} has dimension {y.shape[1]}")
+    return x, y.to(x.device)
+
+
+def _mean_distance(x: Tensor, y: Tensor, chunk_rows: int) -> Tensor:
+    """Sum over all pairs of ``|x_i - y_j|``, in row blocks of ``chunk_rows`` (0-d float64)."""
+    total = x.new_zeros(())
+    for start in range(0, x.shape[0], chunk_rows):
+        block = x[start : start + chunk_rows]
+        # exact differences (no |x|^2 - 2xy + |y|^2 cancellation), so d(x_i, x_i) = 0 exactly
+        total = total + torch.cdist(block, y, compute_mode="donot_use_mm_for_euclid_dist").sum()
+    return total
+
+
+def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = False) -> float:
+    r"""Squared energy distance between two sample sets.
+
+    .. math::
+        \mathcal E^2(P, Q) = 2\,E|X - Y| - E|X - X'| - E|Y - Y'|, \qquad X, X' \sim P,\ Y, Y' \sim Q,
+
+    with Euclidean norms; it is 0 iff ``P = Q`` and equals the MMD^2 of the distance kernel.
+
+    * ``unbiased=False`` (default, V-statistic): the energy distance of the two *empirical*
+      measures, all pairs averaged (including ``i = j``). Always ``>= 0``. In 1-D it equals
+      ``scipy.stats.energy_distance(x, y) ** 2`` (scipy returns the square root).
+    * ``unbiased=True`` (U-statistic): the within-set means skip ``i = j`` (divide by
+      ``n(n-1)``), an unbiased estimate of :math:`\mathcal E^2(P, Q)`; it can be slightly negative.
+
+    Pairwise distances are summed in row blocks of at most ~4M entries, so memory stays bounded
+    (n = m = 10,000 takes about a second on 2 CPU cores).
+
+    Args:
+        x: ``(n, d)`` samples of P.
+        y: ``(m, d)`` samples of Q.
+        unbiased: use the U-statistic (needs ``n, m >= 2``).
+
+    Returns:
+        The squared energy distance (not its square root), a float.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[0.0], [1.0]])
+        >>> energy_distance(x, x + 1.0)  # 2*(1/4)(1+0+2+1) - 1/2 - 1/2
+        1.0
+    """
+    x, y = _pair(x, y, min_rows=2 if unbiased else 1)
+    n, m = x.shape[0], y.shape[0]
+    rows = lambda cols: max(1, _BLOCK_ELEMENTS // cols)
+    xy = _mean_distance(x, y, rows(m)) / (n * m)
+    xx_pairs, yy_pairs = (n * (n - 1), m * (m - 1)) if unbiased else (n * n, m * m)
+    xx = _mean_distance(x, x, rows(n)) / xx_pairs
+    yy = _mean_distance(y, y, rows(m)) / yy_pairs
+    return float(2 * xy - xx - yy)
+
+
+def sinkhorn_divergence(x: Tensor, y: Tensor, *, blur: float = 0.05, scaling: float = 0.9) -> float:
+    r"""Debiased Sinkhorn divergence (geomloss ``SamplesLoss("sinkhorn", p=2, debias=True)``).
+
+    .. math::
+        S_\varepsilon(\alpha, \beta) = \mathrm{OT}_\varepsilon(\alpha, \beta)
+            - \tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha) - \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta),
+        \qquad
+        \mathrm{OT}_\varepsilon(\alpha, \beta) = \min_{\pi \in \Pi(\alpha, \beta)}
+            \int \tfrac12 |x - y|^2 \, d\pi + \varepsilon\, \mathrm{KL}(\pi \,|\, \alpha \otimes \beta),
+
+    with :math:`\varepsilon = \text{blur}^2` and uniform weights on the samples. Note geomloss's
+    cost convention: **half** the squared distance, so as ``blur -> 0``,
+    :math:`S_\varepsilon \to W_2^2 / 2` (not :math:`W_2^2`). :math:`S_\varepsilon \ge 0`, with
+    equality iff the measures agree.
+
+    geomloss solves the dual by epsilon-scaling: the temperature decreases from the data diameter
+    squared to ``blur^2`` by factors ``scaling^2``, with one Sinkhorn step each. ``scaling``
+    closer to 1 is more accurate and slower: against a fully converged solver we measured
+    relative errors up to ~1e-3 at 0.9, ~1e-4 at 0.95 and ~1e-6 at 0.99 (unit-scale data, blur
+    0.5-1). Time is O(nm) per step and the number of steps grows like
+    ``log(diameter / blur) / log(1 / scaling)``; memory is O(nm) without KeOps.
+    geomloss is imported here, lazily.
+
+    Args:
+        x: ``(n, d)`` samples.
+        y: ``(m, d)`` samples.
+        blur: length scale :math:`\sqrt\varepsilon` (same units as ``x``), ``> 0``.
+        scaling: epsilon-scaling ratio in ``(0, 1)``.
+
+    Returns:
+        :math:`S_\varepsilon(x, y)`, a float (units of squared length).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(100, 2, generator=g, dtype=torch.float64)
+        >>> abs(sinkhorn_divergence(x, x)) < 1e-8
+        True
+    """
+    blur, scaling = float(blur), float(scaling)
+    if not (math.isfinite(blur) and blur > 0):
+        raise ValueError(f"blur: expected a finite number > 0, got {blur!r}")
+    if not 0 < scaling < 1:
+        raise ValueError(f"scaling: expected a number in (0, 1), got {scaling!r}")
+    x, y = _pair(x, y)
+    from geomloss import SamplesLoss
+
+    loss = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=scaling, debias=True)
+    with torch.no_grad():
+        return float(loss(x, y))
+
+
+def _subsample(x: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    device = generator.device if generator is not None else x.device
+    idx = torch.randperm(x.shape[0], generator=generator, device=device)[:k]
+    return x[idx.to(x.device)]
+
+
+def w2(x: Tensor, y: Tensor, *, max_samples: int | None = 5000, generator: torch.Generator | None = None) -> float:
+    r"""Exact 2-Wasserstein distance between the empirical measures of two sample sets.
+
+    .. math::
+        W_2(\hat\mu, \hat\nu) = \Big(\min_{P \in \Pi(a, b)} \sum_{ij} P_{ij} |x_i - y_j|^2\Big)^{1/2},
+        \qquad a = \mathbf 1_n / n,\ b = \mathbf 1_m / m,
+
+    solved by POT's network simplex (``ot.emd2`` on ``ot.dist``, the squared Euclidean cost),
+    with the square root taken at the end (SPEC §6).
+
+    The solver is roughly cubic in n; a set with more than ``max_samples`` rows is therefore
+    replaced by a random subset of ``max_samples`` rows (without replacement, drawn with
+    ``generator``) and a ``UserWarning`` says so. Subsampling adds a positive bias of the
+    order of the empirical-measure rate (~ ``sqrt(log n / n)`` in 2-D).
+
+    Args:
+        x: ``(n, d)`` samples.
+        y: ``(m, d)`` samples.
+        max_samples: largest set solved exactly; ``None`` never subsamples.
+        generator: source of randomness for subsampling.
+
+    Returns:
+        :math:`W_2`, a float (units of length).
+
+    Raises:
+        ValueError: invalid input, or the solver stopped before optimality.
+
+    Example:
+        >>> import torch
+        >>> w2(torch.tensor([[0.0], [1.0]]), torch.tensor([[3.0], [2.0]]))
+        2.0
+    """
+    if max_samples is not None and (
+        isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1
+    ):
+        raise ValueError(f"max_samples: expected a positive int or None, got {max_samples!r}")
+    x, y = _pair(x, y)
+    if max_samples is not None and max(x.shape[0], y.shape[0]) > max_samples:
+        warnings.warn(
+            f"w2: subsampling {x.shape[0]} x {y.shape[0]} samples to at most {max_samples} each "
+            "(set max_samples=None to solve the full problem)",
+            UserWarning,
+            stacklevel=2,
+        )
+        x = _subsample(x, max_samples, generator) if x.shape[0] > max_samples else x
+        y = _subsample(y, max_samples, generator) if y.shape[0] > max_samples else y
+    import ot
+
+    xn, yn = x.cpu().numpy(), y.cpu().numpy()
+    a = np.full(xn.shape[0], 1.0 / xn.shape[0])
+    b = np.full(yn.shape[0], 1.0 / yn.shape[0])
+    cost = ot.dist(xn, yn)  # squared Euclidean
+    num_iter = max(100_000, 20 * xn.shape[0] * yn.shape[0])  # POT's default 1e5 is too few beyond n ~ 1000
+    with warnings.catch_warnings():  # a non-optimal exit is reported below as an error instead
+        warnings.simplefilter("ignore", UserWarning)
+        value, log = ot.emd2(a, b, cost, numItermax=num_iter, log=True)
+    if log.get("warning") is not None:
+        raise ValueError(f"w2: the exact OT solver did not reach optimality ({log['warning']})")
+    return math.sqrt(max(float(value), 0.0))
+
+
+def _psd_sqrt(s: Tensor) -> Tensor:
+    """Symmetric PSD square root by eigendecomposition (negative rounding eigenvalues -> 0)."""
+    evals, evecs = torch.linalg.eigh((s + s.mT) / 2)
+    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.mT
+
+
+def _check_gaussian(m, s, name_m: str, name_s: str) -> tuple[Tensor, Tensor]:
+    m = torch.as_tensor(m, dtype=torch.float64)
+    s = torch.as_tensor(s, dtype=torch.float64).to(m.device)
+    if m.dim() != 1:
+        raise ValueError(f"{name_m}: expected a mean vector of shape (d,), got {tuple(m.shape)}")
+    d = m.shape[0]
+    if s.shape != (d, d):
+        raise ValueError(f"{name_s}: expected a covariance of shape ({d}, {d}), got {tuple(s.shape)}")
+    if not (bool(torch.isfinite(m).all()) and bool(torch.isfinite(s).all())):
+        raise ValueError(f"{name_m}/{name_s}: NaN or Inf in the Gaussian parameters")
+    return m, s
+
+
+def gaussian_w2_squared(m1: Tensor, S1: Tensor, m2: Tensor, S2: Tensor) -> float:
+    r"""Squared 2-Wasserstein distance between two Gaussians (Bures-Wasserstein formula).
+
+    .. math::
+        W_2^2\big(N(m_1, S_1), N(m_2, S_2)\big) = |m_1 - m_2|^2 + B^2(S_1, S_2),\qquad
+        B^2(S_1, S_2) = \operatorname{tr} S_1 + \operatorname{tr} S_2
+            - 2 \operatorname{tr}\big(S_1^{1/2} S_2 S_1^{1/2}\big)^{1/2}.
+
+    Both square roots are of symmetric PSD matrices, taken by eigendecomposition in float64
+    (eigenvalues below 0 from rounding are set to 0), so singular covariances are fine.
+
+    Args:
+        m1, m2: means, shape ``(d,)``.
+        S1, S2: covariances, shape ``(d, d)``, symmetric PSD.
+
+    Returns:
+        :math:`W_2^2`, a float ``>= 0``.
+
+    Example:
+        >>> import torch
+        >>> gaussian_w2_squared(torch.zeros(1), torch.eye(1), torch.ones(1), 4 * torch.eye(1))  # 1 + (2-1)^2
+        2.0
+    """
+    m1, S1 = _check_gaussian(m1, S1, "m1", "S1")
+    m2, S2 = _check_gaussian(m2, S2, "m2", "S2")
+    if m1.shape != m2.shape:
+        raise ValueError(f"m1 has dimension {m1.shape[0]} but m2 has dimension {m2.shape[0]}")
+    m2, S2 = m2.to(m1.device), S2.to(m1.device)
+    root1 = _psd_sqrt(S1)
+    inner = root1 @ ((S2 + S2.mT) / 2) @ root1
+    cross = torch.linalg.eigvalsh((inner + inner.mT) / 2).clamp_min(0).sqrt().sum()
+    bures = (torch.trace(S1) + torch.trace(S2) - 2 * cross).clamp_min(0)
+    return float(((m1 - m2) ** 2).sum() + bures)
+
+
+def bw2_uvp(x_model: Tensor, x_ref: Tensor) -> float:
+    r"""Bures-Wasserstein unexplained variance percentage (BW2-UVP, SPEC §6).
+
+    .. math::
+        \mathrm{BW_2\text{-}UVP} = 100\, \frac{|m_p - m_q|^2 + B^2(S_p, S_q)}{\operatorname{tr} S_q},
+
+    where :math:`(m_p, S_p)` and :math:`(m_q, S_q)` are the sample means and covariances
+    (``torch.cov``, divisor ``n - 1``) of ``x_model`` and ``x_ref``, and ``B^2`` is the Bures
+    term of :func:`gaussian_w2_squared`. It is the W2^2 between the fitted Gaussians as a
+    percentage of the reference's total variance (0 = moments match; 100 = as far off as
+    collapsing onto the reference mean).
+
+    Args:
+        x_model: ``(n, d)`` model samples, ``n >= 2``.
+        x_ref: ``(m, d)`` reference samples, ``m >= 2``, with non-zero total variance.
+
+    Returns:
+        BW2-UVP in percent, a float.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(500, 3, generator=g, dtype=torch.float64)
+        >>> bw2_uvp(x, x) < 1e-8
+        True
+    """
+    x, y = _pair(x_model, x_ref, ("x_model", "x_ref"), min_rows=2)
+    mp, Sp = x.mean(0), torch.cov(x.T).reshape(x.shape[1], x.shape[1])
+    mq, Sq = y.mean(0), torch.cov(y.T).reshape(y.shape[1], y.shape[1])
+    total_var = float(torch.trace(Sq))
+    if total_var <= 0:
+        raise ValueError("x_ref: all samples are identical (zero total variance); BW2-UVP is undefined")
+    return 100.0 * gaussian_w2_squared(mp, Sp, mq, Sq) / total_var
