@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "make_interpolant", "INTERPOLANTS", "GAMMAS"]
+__all__ = ["main", "build_parser", "make_interpolant", "load_fit_run", "INTERPOLANTS", "GAMMAS"]
 
 EXIT_USAGE = 2
 #: Points used for the Sinkhorn divergence in `bridge fit` (geomloss on CPU is O(n^2) per
@@ -29,6 +29,9 @@ SINKHORN_POINTS = 1500
 #: Sampling t-range for models whose score comes from eta (s = -eta/gamma is undefined at
 #: gamma = 0): the paper's [1e-4, 1 - 1e-4] (EXPERIMENTS.md, 128-D mixture).
 ETA_SAMPLING_T_RANGE = (1e-4, 1.0 - 1e-4)
+#: One-sided models with eta: integrate to this t, then take the denoising step
+#: E[x1 | x_t] = (x - alpha eta) / beta (the paper's 0.97, EXPERIMENTS.md).
+ONE_SIDED_DENOISE_T = 0.97
 
 
 def _gammas():
@@ -70,6 +73,46 @@ def make_interpolant(name: str, gamma: str = "brownian", gamma_scale: float = 1.
     if name.startswith("one-sided"):
         gamma = "zero"
     return _interpolants()[name](_gammas()[gamma](gamma_scale))
+
+
+def load_fit_run(run_dir, *, map_location="cpu"):
+    """Rebuild the :class:`~bridge.fields.Fields` of a ``bridge fit`` run from its checkpoint.
+
+    Only tensors and JSON are read (``torch.load(weights_only=True)``); the interpolant is
+    rebuilt from its command-line names.
+
+    Returns:
+        ``(fields, meta)``: the fields (networks in eval mode) and the run's metadata.
+
+    Example:
+        >>> # fields, meta = load_fit_run("runs/default"); fields.drift(t, x)
+    """
+    import torch
+
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .fields import Fields
+    from .models import MLP
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"--run: {run} is not a directory")
+    state, meta = load_checkpoint(run / "checkpoint.pt", map_location=map_location)
+    if meta.get("kind") != "fit":
+        raise CheckpointError(f"{run}: not a `bridge fit` run (kind={meta.get('kind')!r})")
+    spec = meta["interpolant"]
+    interp = make_interpolant(spec["name"], spec["gamma"], spec["gamma_scale"])
+    nets = {}
+    for f in meta["fields"]:
+        cfg = dict(meta["model"][f])
+        out_dim = cfg.pop("out_dim")
+        net = MLP(cfg.pop("dim"), out_dim=out_dim, **cfg)
+        try:
+            net.load_state_dict(state[f])
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{run}: weights of field {f!r} do not match its configuration") from exc
+        nets[f] = net.to(map_location).eval()
+    x1_mean = torch.tensor(meta["x1_mean"]) if meta.get("x1_mean") is not None else None
+    return Fields(interp, x1_mean=x1_mean, **nets), meta
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,6 +262,7 @@ def _load_pair(args, torch, gen):
 
 
 def cmd_fit(args) -> int:
+    import numpy as np
     import torch
 
     from . import __version__
@@ -301,9 +345,12 @@ def cmd_fit(args) -> int:
     ode_steps = max(50, args.sample_steps // 5)
     # a score from eta is -eta/gamma, undefined where gamma = 0: sample inside (0, 1) then
     # (two-sided: t = 0 and 1; one-sided: alpha = 0 at t = 1 only)
-    t0s, t1s = 0.0, 1.0
-    if "eta" in fields:
-        t0s, t1s = (0.0 if interp.one_sided else ETA_SAMPLING_T_RANGE[0]), ETA_SAMPLING_T_RANGE[1]
+    t0s, t1s, denoise = 0.0, 1.0, None
+    if "eta" in fields and interp.one_sided:
+        # the paper's recipe with eta (EXPERIMENTS.md, images): integrate to 0.97, then denoise
+        t1s, denoise = ONE_SIDED_DENOISE_T, fl.x1_estimate
+    elif "eta" in fields:
+        t0s, t1s = ETA_SAMPLING_T_RANGE
     metrics_t_range = [t0s, t1s]
     samples, timing = {}, {}
     failures = {}
@@ -324,7 +371,9 @@ def cmd_fit(args) -> int:
             run(
                 "ode",
                 f"ODE, {ode_steps} Heun steps",
-                lambda: sample_ode(fl.drift, x_start, t0=t0s, t1=t1s, steps=ode_steps, solver=Heun()).x,
+                lambda: (
+                    sample_ode(fl.drift, x_start, t0=t0s, t1=t1s, steps=ode_steps, solver=Heun(), denoise=denoise).x
+                ),
             )
         if fl.has_drift and fl.has_score:
             for eps in args.eps:
@@ -341,6 +390,7 @@ def cmd_fit(args) -> int:
                             steps=args.sample_steps,
                             solver=StochasticHeun(),
                             generator=gen,
+                            denoise=denoise,
                         ).x
                     ),
                 )
@@ -376,9 +426,8 @@ def cmd_fit(args) -> int:
         metrics[name] = score(x)
         metrics[name]["sample_wall_s"] = timing[name]
         np_path = out / f"samples_{name}.npy"
-        import numpy as np
-
         np.save(np_path, x.detach().cpu().float().numpy())
+    np.save(out / "samples_start.npy", x_start.detach().cpu().float().numpy())
     metrics["train_wall_s"] = res.wall_s
     metrics["total_wall_s"] = time.perf_counter() - t_start
     metrics["config"] = {k: v for k, v in vars(args).items() if k not in ("command",)}

@@ -212,6 +212,13 @@ class Fields:
             return self.eta(t, x)
         return eta_from_s(self.score(t, x), self.interpolant.noise_scale(t))
 
+    def x1_estimate(self, t: Tensor, x: Tensor) -> Tensor:
+        """``E[x1 | x_t = x] = (x - alpha eta) / beta`` for a one-sided interpolant: the final
+        denoising step of SPEC §3 (pass it as ``denoise=`` to the samplers)."""
+        if not getattr(self.interpolant, "one_sided", False):
+            raise ValueError("x1_estimate: defined here for one-sided interpolants only")
+        return denoise_one_sided(self.interpolant, t, x, self.denoiser(t, x))
+
     def forward_drift(self, eps) -> Field:
         """``b_F = b + eps s`` as a callable (SI 2.33); ``eps`` a number or function of t."""
         return lambda t, x: self._drift_eps(t, x, eps, +1.0)

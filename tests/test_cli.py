@@ -52,6 +52,17 @@ def test_fit_end_to_end(tmp_path):
     assert np.load(out / "samples_ode.npy").shape == (200, 2)
     state, meta = load_checkpoint(out / "checkpoint.pt")
     assert set(state) == {"b", "s"} and meta["fields"] == ["b", "s"] and meta["train"]["steps"] == 30
+    # the run reloads (tensors + JSON only) into fields that reproduce the ODE samples
+    from bridge.cli import load_fit_run
+    from bridge.samplers import Heun, sample_ode
+
+    fields, meta2 = load_fit_run(out)
+    assert meta2 == meta
+    x_start = torch.from_numpy(np.load(out / "samples_start.npy"))
+    assert fields.has_drift and fields.has_score
+    with torch.no_grad():
+        y = sample_ode(fields.drift, x_start, steps=50, solver=Heun()).x  # bridge fit's ODE: max(50, steps/5)
+    torch.testing.assert_close(y, torch.from_numpy(np.load(out / "samples_ode.npy")))
     # the PNG is a real image
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -158,3 +169,14 @@ def test_checkpoint_refuses_pickled_objects(tmp_path):
     with pytest.raises(CheckpointError, match="not a loadable"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_fit_one_sided_eta_with_denoising(tmp_path):
+    out = tmp_path / "run"
+    rc = main(
+        ["fit", "--interpolant", "one-sided-linear", "--fields", "eta", "--target", "moons", "--out", str(out), *TINY]
+    )
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["sampling_t_range"] == [0.0, 0.97]
+    assert m["ode"]["finite"] and m["sde_eps1"]["finite"]

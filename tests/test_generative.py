@@ -60,7 +60,8 @@ def _assert_moments(x, mix, what):
 
 
 @pytest.mark.parametrize(
-    "interp, eps", [(Linear(), 0.0), (Linear(), 0.5), (Linear(), 1.0), (Linear(), 2.0), (Trig(), 0.0), (Trig(), 1.0)],
+    "interp, eps",
+    [(Linear(), 0.0), (Linear(), 0.5), (Linear(), 1.0), (Linear(), 2.0), (Trig(), 0.0), (Trig(), 1.0)],
     ids=lambda v: repr(v),
 )
 def test_exact_fields_push_rho0_to_rho1(interp, eps):
@@ -72,8 +73,9 @@ def test_exact_fields_push_rho0_to_rho1(interp, eps):
     if eps == 0.0:
         res = sample_ode(fields.drift, x0, steps=steps, solver=Heun(), trajectory=True)
     else:
-        res = sample_sde(fields.forward_drift(eps), x0, eps=eps, steps=steps, solver=StochasticHeun(), generator=g,
-                         trajectory=True)
+        res = sample_sde(
+            fields.forward_drift(eps), x0, eps=eps, steps=steps, solver=StochasticHeun(), generator=g, trajectory=True
+        )
     for t in T_CHECK:
         k = round(t * steps)
         assert math.isclose(float(res.t[k]), t, abs_tol=1e-12)
@@ -85,8 +87,17 @@ def test_backward_sde_pulls_rho1_to_rho0():
     fields = oracle.fields()
     g = torch.Generator().manual_seed(5)
     x1 = rho1.sample(4000, generator=g)
-    res = sample_sde(fields.backward_drift(1.0), x1, eps=1.0, t0=1.0, t1=0.0, steps=100, solver=StochasticHeun(),
-                     generator=g, trajectory=True)
+    res = sample_sde(
+        fields.backward_drift(1.0),
+        x1,
+        eps=1.0,
+        t0=1.0,
+        t1=0.0,
+        steps=100,
+        solver=StochasticHeun(),
+        generator=g,
+        trajectory=True,
+    )
     for t in (0.75, 0.5, 0.25, 0.0):
         k = round((1.0 - t) * 100)
         _assert_moments(res.trajectory[k], oracle.marginal(t), f"backward, t={t}")
