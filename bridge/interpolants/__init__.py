@@ -50,3 +50,7 @@ __all__ = [
     "FunctionGamma",
     "time_derivative",
 ]
+
+from .learnable import FourierGamma, FourierInterpolant, NeuralInterpolant  # noqa: E402
+
+__all__ += ["FourierInterpolant", "NeuralInterpolant", "FourierGamma"]
