@@ -65,8 +65,8 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor, *, create_graph: 
 
     Example:
         >>> import torch
-        >>> time_derivative(lambda t: t**3, torch.tensor([1.0, 2.0]))
-        tensor([ 3., 12.])
+        >>> time_derivative(lambda t: t**3, torch.tensor([1.0, 2.0])).tolist()
+        [3.0, 12.0]
     """
     create_graph = create_graph and torch.is_grad_enabled()
     t_req = t.detach().clone().requires_grad_(True)
@@ -111,8 +111,8 @@ class FunctionSchedule(Schedule):
     Example:
         >>> import torch
         >>> c = FunctionSchedule(lambda t: 1 - t**2)
-        >>> c.dot(torch.tensor([0.5]))
-        tensor([-1.])
+        >>> c.dot(torch.tensor([0.5])).tolist()
+        [-1.0]
     """
 
     def __init__(self, fn: Callable[[Tensor], Tensor], dfn: Callable[[Tensor], Tensor] | None = None):
@@ -329,8 +329,8 @@ class FunctionGamma(GammaSchedule):
     Example:
         >>> import torch
         >>> g = FunctionGamma(lambda t: 2 * t * (1 - t))
-        >>> g.dot(torch.tensor([0.0]))
-        tensor([2.])
+        >>> g.dot(torch.tensor([0.0])).tolist()
+        [2.0]
     """
 
     def __init__(self, fn, dfn=None, ggdot=None):
