@@ -1,13 +1,22 @@
-r"""Distances between sample sets (SPEC §6): energy distance, Sinkhorn divergence, W2, BW2-UVP.
+r"""Distances between sample sets (SPEC §6): energy distance, Sinkhorn divergence, W2, BW2-UVP,
+and the coupling metrics of the SB checks (SPEC §5): cBW2-UVP, cross-covariance error,
+barycentric-map error, kinetic energy.
 
-All functions take ``(n, d)`` and ``(m, d)`` tensors (or NumPy arrays) and return a Python
-float; they compute in float64 and never track gradients.
+The distances take ``(n, d)`` and ``(m, d)`` tensors (or NumPy arrays) and return a Python
+float; all functions compute in float64 and never track gradients.
 
 * :func:`energy_distance`: :math:`2E|X-Y| - E|X-X'| - E|Y-Y'|` (no OT, chunked, O(nm) time).
 * :func:`sinkhorn_divergence`: geomloss's debiased :math:`S_\varepsilon`, cost :math:`|x-y|^2/2`.
 * :func:`w2`: exact 2-Wasserstein distance of the empirical measures (POT's network simplex).
 * :func:`bw2_uvp`: Bures-Wasserstein unexplained variance percentage of fitted Gaussians,
   with the closed form :func:`gaussian_w2_squared`.
+* :func:`cbw2_uvp`: conditional BW2-UVP of K model samples per test input against the true
+  conditional moments (the SB benchmark metric).
+* :func:`cross_covariance`, :func:`cross_covariance_error`: a coupling's cross-covariance and its
+  relative error against a closed form or a POT plan.
+* :func:`barycentric_map_error`: L2-UVP of a coupling's conditional means against a reference map.
+* :func:`kinetic_energy`, :func:`compare_kinetic_energy`: :math:`\int E|u|^2 dt` along paths, and
+  against a reference with the implied path-space KL.
 
 Example:
     >>> import torch
@@ -21,12 +30,26 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["energy_distance", "sinkhorn_divergence", "w2", "bw2_uvp", "gaussian_w2_squared"]
+__all__ = [
+    "energy_distance",
+    "sinkhorn_divergence",
+    "w2",
+    "bw2_uvp",
+    "gaussian_w2_squared",
+    "cbw2_uvp",
+    "cross_covariance",
+    "cross_covariance_error",
+    "barycentric_map_error",
+    "kinetic_energy",
+    "KineticEnergyComparison",
+    "compare_kinetic_energy",
+]
 
 _BLOCK_ELEMENTS = 2**22  # pairwise distances held at once by energy_distance (32 MiB in float64)
 
@@ -316,3 +339,304 @@ def bw2_uvp(x_model: Tensor, x_ref: Tensor) -> float:
     if total_var <= 0:
         raise ValueError("x_ref: all samples are identical (zero total variance); BW2-UVP is undefined")
     return 100.0 * gaussian_w2_squared(mp, Sp, mq, Sq) / total_var
+
+
+# --------------------------------------------------------------------------------------------
+# Coupling metrics (SPEC §5 checks, §6): cBW2-UVP, cross-covariance, barycentric map, kinetic energy
+# --------------------------------------------------------------------------------------------
+
+
+def _as_tensor(x, name: str, ndim: int, shape_text: str) -> Tensor:
+    """A finite float64 tensor of rank ``ndim`` from a tensor or array (detached)."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name}: expected a torch.Tensor or numpy.ndarray of shape {shape_text}, got {type(x).__name__}"
+        )
+    if x.is_complex() or not x.is_floating_point():
+        raise TypeError(f"{name}: expected real floating values, got dtype {x.dtype}")
+    if x.dim() != ndim:
+        raise ValueError(f"{name}: expected shape {shape_text}, got {tuple(x.shape)}")
+    x = x.detach().to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return x
+
+
+def _positive_float(v, name: str) -> float:
+    if isinstance(v, Tensor) and v.dim() == 0:
+        v = float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name}: expected a number > 0, got {type(v).__name__}")
+    v = float(v)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {v!r}")
+    return v
+
+
+def _batched_psd_sqrt(s: Tensor) -> Tensor:
+    """Symmetric PSD square roots of a batch ``(..., d, d)`` (negative rounding eigenvalues -> 0)."""
+    evals, evecs = torch.linalg.eigh((s + s.mT) / 2)
+    return (evecs * evals.clamp_min(0).sqrt().unsqueeze(-2)) @ evecs.mT
+
+
+def _batched_bures_squared(S1: Tensor, S2: Tensor) -> Tensor:
+    """``B^2(S1, S2)`` for batches of covariances ``(N, d, d)``, shape ``(N,)``."""
+    root = _batched_psd_sqrt(S1)
+    inner = root @ ((S2 + S2.mT) / 2) @ root
+    cross = torch.linalg.eigvalsh((inner + inner.mT) / 2).clamp_min(0).sqrt().sum(-1)
+    trace = lambda s: torch.diagonal(s, dim1=-2, dim2=-1).sum(-1)
+    return (trace(S1) + trace(S2) - 2 * cross).clamp_min(0)
+
+
+def cbw2_uvp(model_samples, true_means, true_covs, target_cov_trace) -> float:
+    r"""Conditional Bures-Wasserstein UVP (SPEC §6), the standard SB benchmark metric.
+
+    .. math::
+        \mathrm{cBW_2\text{-}UVP} = \frac{100}{\operatorname{tr}\mathrm{Cov}(\rho_1)}\,
+            \frac1N \sum_{i=1}^N \Big(|\hat m_i - m_i|^2 + B^2(\hat S_i, S_i)\Big),
+
+    where :math:`(\hat m_i, \hat S_i)` are the sample mean and covariance (divisor ``K - 1``) of
+    the ``K`` model samples of :math:`x_1 \mid x_0 = x_i`, :math:`(m_i, S_i)` the true conditional
+    moments and ``B`` the Bures term of :func:`gaussian_w2_squared`. It equals Gushchin et al.'s
+    (2023) definition (their factors 1/2 cancel). Exact samples do not give 0: the mean term
+    contributes :math:`\operatorname{tr} S_i / K` and the Bures term about
+    :math:`(d+1)\operatorname{tr} S_i / (4K)` (isotropic :math:`S_i`, large ``K``), a noise floor of
+    :math:`\approx 100\,(1 + (d+1)/4)\,\overline{\operatorname{tr} S_i} / (K\operatorname{tr}\mathrm{Cov}\rho_1)`
+    percent; use ``K`` in the hundreds and quote the floor with the result.
+
+    Args:
+        model_samples: ``(N, K, d)``, ``K >= 2`` samples per test input.
+        true_means: ``(N, d)``.
+        true_covs: ``(N, d, d)``, symmetric PSD.
+        target_cov_trace: :math:`\operatorname{tr}\mathrm{Cov}(\rho_1) > 0`.
+
+    Returns:
+        cBW2-UVP in percent, a float.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = torch.randn(10, 400, 2, generator=g, dtype=torch.float64)
+        >>> round(cbw2_uvp(y, torch.zeros(10, 2), torch.eye(2).expand(10, 2, 2), 2.0), 1)  # floor ~ 0.44
+        0.6
+    """
+    y = _as_tensor(model_samples, "model_samples", 3, "(N, K, d)")
+    N, K, d = y.shape
+    if K < 2 or N < 1 or d < 1:
+        raise ValueError(f"model_samples: expected N >= 1 inputs with K >= 2 samples each, got shape {tuple(y.shape)}")
+    m = _as_tensor(true_means, "true_means", 2, f"({N}, {d})")
+    S = _as_tensor(true_covs, "true_covs", 3, f"({N}, {d}, {d})")
+    if m.shape != (N, d):
+        raise ValueError(f"true_means: expected shape ({N}, {d}) to match model_samples, got {tuple(m.shape)}")
+    if S.shape != (N, d, d):
+        raise ValueError(f"true_covs: expected shape ({N}, {d}, {d}) to match model_samples, got {tuple(S.shape)}")
+    total = _positive_float(target_cov_trace, "target_cov_trace")
+    m, S = m.to(y.device), S.to(y.device)
+    m_hat = y.mean(1)
+    dy = y - m_hat.unsqueeze(1)
+    S_hat = dy.mT @ dy / (K - 1)
+    per_point = ((m_hat - m) ** 2).sum(-1) + _batched_bures_squared(S_hat, S)
+    return 100.0 * float(per_point.mean()) / total
+
+
+def _pairs(x0, x1) -> tuple[Tensor, Tensor]:
+    """Flatten a coupling given as ``x0 (n, d)`` with ``x1 (n, d)`` or ``(n, K, d)`` into pairs."""
+    a = _as_tensor(x0, "x0", 2, "(n, d)")
+    if isinstance(x1, (Tensor, np.ndarray)) and x1.ndim == 3:
+        b = _as_tensor(x1, "x1", 3, "(n, K, d)")
+        if b.shape[0] != a.shape[0] or b.shape[2] != a.shape[1]:
+            raise ValueError(
+                f"x1: expected shape ({a.shape[0]}, K, {a.shape[1]}) to pair with x0, got {tuple(b.shape)}"
+            )
+        K = b.shape[1]
+        return a.repeat_interleave(K, 0), b.reshape(-1, b.shape[2]).to(a.device)
+    b = _as_tensor(x1, "x1", 2, "(n, d) or (n, K, d)")
+    if b.shape != a.shape:
+        raise ValueError(f"x1: expected shape {tuple(a.shape)} to pair with x0, got {tuple(b.shape)}")
+    return a, b.to(a.device)
+
+
+def cross_covariance(x0, x1) -> Tensor:
+    r"""Cross-covariance of a coupling given by pairs, :math:`\frac1M\sum (x_0 - \bar x_0)(x_1 - \bar x_1)^\top`.
+
+    Args:
+        x0: ``(n, d)`` inputs.
+        x1: ``(n, d)`` partners, or ``(n, K, d)``: ``K`` partners of each input (e.g. K SDE samples
+            from each x0, SPEC §5); all ``M = nK`` pairs count equally (divisor ``M``).
+
+    Returns:
+        ``(d, d)`` float64 tensor (rows: x0 coordinates; columns: x1 coordinates).
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[0.0], [2.0]])
+        >>> cross_covariance(x, 3 * x)
+        tensor([[3.]], dtype=torch.float64)
+    """
+    a, b = _pairs(x0, x1)
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    return ac.T @ bc / a.shape[0]
+
+
+def cross_covariance_error(x0, x1, reference) -> float:
+    r"""Relative Frobenius error of a coupling's cross-covariance (SPEC §5 (a), (b)):
+    :math:`\|\widehat C - C\|_F / \|C\|_F`.
+
+    Args:
+        x0, x1: the coupling, as in :func:`cross_covariance`.
+        reference: ``(d, d)``: the closed form (:attr:`bridge.reference.GaussianSB.C`) or a POT
+            plan's (:meth:`bridge.ot.EntropicPlanResult.cross_covariance`); non-zero.
+
+    Returns:
+        The relative error, a float (0.02 = 2%).
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[0.0], [2.0]])
+        >>> cross_covariance_error(x, 3 * x, torch.tensor([[2.0]]))
+        0.5
+    """
+    c_hat = cross_covariance(x0, x1)
+    d = c_hat.shape[0]
+    ref = _as_tensor(reference, "reference", 2, f"({d}, {d})").to(c_hat.device)
+    if ref.shape != (d, d):
+        raise ValueError(f"reference: expected shape ({d}, {d}), got {tuple(ref.shape)}")
+    norm = float(torch.linalg.matrix_norm(ref))
+    if norm == 0:
+        raise ValueError("reference: is the zero matrix; the relative error is undefined")
+    return float(torch.linalg.matrix_norm(c_hat - ref)) / norm
+
+
+def barycentric_map_error(model_samples, reference_map, target_cov_trace, *, unbiased: bool = False) -> float:
+    r"""L2-UVP of a coupling's barycentric map against a reference map (SPEC §5 (b)).
+
+    .. math::
+        100\,\frac{\frac1n\sum_i |\hat T(x_i) - T(x_i)|^2}{\operatorname{tr}\mathrm{Cov}(\rho_1)},
+        \qquad \hat T(x_i) = \frac1K\sum_k y_{ik},
+
+    with :math:`T` e.g. POT's :math:`T(x_i) = \sum_j P_{ij} y_j / a_i`
+    (:meth:`bridge.ot.EntropicPotentials.barycentric_map`) or the exact conditional mean. The
+    mean of ``K`` samples is noisy: :math:`\mathbb E|\hat T - T_{model}|^2 = \operatorname{tr} S_i / K`.
+    ``unbiased=True`` subtracts the estimate :math:`\operatorname{tr}\hat S_i / K` per point
+    (divisor ``K - 1`` in :math:`\hat S_i`), which removes that term in expectation (the result
+    can then be slightly negative).
+
+    Args:
+        model_samples: ``(n, K, d)`` samples per input, or ``(n, d)`` model means.
+        reference_map: ``(n, d)`` reference values :math:`T(x_i)`.
+        target_cov_trace: :math:`\operatorname{tr}\mathrm{Cov}(\rho_1) > 0`, the normaliser.
+        unbiased: subtract the sampling noise of the means (needs ``(n, K, d)`` with ``K >= 2``).
+
+    Returns:
+        The L2-UVP in percent, a float.
+
+    Example:
+        >>> import torch
+        >>> y = torch.tensor([[[1.0], [3.0]]])  # one input, two samples: mean 2
+        >>> barycentric_map_error(y, torch.tensor([[1.0]]), 4.0)  # 100 * 1 / 4
+        25.0
+        >>> barycentric_map_error(y, torch.tensor([[1.0]]), 4.0, unbiased=True)  # minus var 2 / K 2
+        0.0
+    """
+    ref = _as_tensor(reference_map, "reference_map", 2, "(n, d)")
+    total = _positive_float(target_cov_trace, "target_cov_trace")
+    if isinstance(model_samples, (Tensor, np.ndarray)) and model_samples.ndim == 3:
+        y = _as_tensor(model_samples, "model_samples", 3, "(n, K, d)").to(ref.device)
+        means, K = y.mean(1), y.shape[1]
+    else:
+        if unbiased:
+            raise ValueError("unbiased: needs model_samples of shape (n, K, d) with K >= 2, got model means (n, d)")
+        y = None
+        means = _as_tensor(model_samples, "model_samples", 2, "(n, K, d) or (n, d)").to(ref.device)
+    if means.shape != ref.shape:
+        raise ValueError(f"model_samples: {tuple(means.shape)} means do not match reference_map {tuple(ref.shape)}")
+    sq = ((means - ref) ** 2).sum(-1)
+    if unbiased:
+        if K < 2:
+            raise ValueError(f"unbiased: needs K >= 2 samples per input, got K = {K}")
+        sq = sq - y.var(1, correction=1).sum(-1) / K
+    return 100.0 * float(sq.mean()) / total
+
+
+def kinetic_energy(drift, paths, times) -> float:
+    r"""Kinetic energy :math:`\int_0^1 \mathbb E|u(t, X_t)|^2 dt` of a drift along sampled paths.
+
+    Trapezoidal rule in time over the grid of ``times`` with the sample mean over paths at
+    each time (e.g. ``sample_sde(..., trajectory=True)``: ``paths = res.trajectory``,
+    ``times = res.t``). Error: O(dt^2) for the quadrature plus the Monte-Carlo error; the drift
+    is evaluated without gradients. Compare with the closed form
+    (:meth:`bridge.reference.GaussianSB.kinetic_energy`) via :func:`compare_kinetic_energy`.
+
+    Args:
+        drift: callable ``u(t, x)`` with ``t`` of shape ``(n,)`` and ``x`` of shape ``(n, d)``.
+        paths: ``(T + 1, n, d)`` states at the grid times.
+        times: ``(T + 1,)`` increasing times.
+
+    Returns:
+        The kinetic energy, a float.
+
+    Example:
+        >>> import torch
+        >>> paths = torch.zeros(11, 5, 2, dtype=torch.float64)
+        >>> kinetic_energy(lambda t, x: torch.ones_like(x), paths, torch.linspace(0, 1, 11))
+        2.0
+    """
+    if not callable(drift):
+        raise TypeError(f"drift: expected a callable u(t, x), got {type(drift).__name__}")
+    if not isinstance(paths, Tensor) or not paths.is_floating_point():
+        raise TypeError(f"paths: expected a floating-point tensor of shape (T + 1, n, d), got {type(paths).__name__}")
+    if paths.dim() != 3 or paths.shape[0] < 2:
+        raise ValueError(f"paths: expected shape (T + 1, n, d) with T >= 1, got {tuple(paths.shape)}")
+    t = torch.as_tensor(times, dtype=paths.dtype, device=paths.device)
+    if t.shape != (paths.shape[0],):
+        raise ValueError(f"times: expected shape ({paths.shape[0]},) to match paths, got {tuple(t.shape)}")
+    if not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("times: expected strictly increasing values")
+    with torch.no_grad():
+        energy = torch.stack(
+            [(drift(t[k].expand(paths.shape[1]), paths[k]) ** 2).sum(-1).mean() for k in range(paths.shape[0])]
+        ).to(torch.float64)
+    dt = (t[1:] - t[:-1]).to(torch.float64)
+    return float((0.5 * (energy[1:] + energy[:-1]) * dt).sum())
+
+
+@dataclass(frozen=True)
+class KineticEnergyComparison:
+    r"""A kinetic-energy estimate against a reference (SPEC §5 (d)).
+
+    Attributes:
+        estimate: :math:`\int_0^1 \mathbb E|\hat u|^2 dt`.
+        reference: the closed form or another estimate.
+        relative_error: ``(estimate - reference) / reference`` (signed; the SB minimises it, so
+            an admissible bridge has ``>= 0`` up to estimation error).
+        kl_estimate: :math:`\mathrm{KL}(P \,\|\, W^{2\epsilon}) = \text{estimate} / (4\epsilon)`.
+        kl_reference: ``reference / (4 eps)``.
+    """
+
+    estimate: float
+    reference: float
+    relative_error: float
+    kl_estimate: float
+    kl_reference: float
+
+
+def compare_kinetic_energy(estimate, reference, *, eps) -> KineticEnergyComparison:
+    r"""Compare kinetic energies and the path-space relative entropies they imply,
+    :math:`\mathrm{KL}(P \,\|\, W) = \frac{1}{4\epsilon}\int \mathbb E|u|^2 dt` (:mod:`bridge.conventions`).
+
+    Example:
+        >>> compare_kinetic_energy(1.1, 1.0, eps=0.5).relative_error
+        0.10000000000000009
+    """
+    from .conventions import sb_kl_from_kinetic_energy
+
+    est, ref = float(estimate), _positive_float(reference, "reference")
+    return KineticEnergyComparison(
+        estimate=est,
+        reference=ref,
+        relative_error=(est - ref) / ref,
+        kl_estimate=sb_kl_from_kinetic_energy(est, eps),
+        kl_reference=sb_kl_from_kinetic_energy(ref, eps),
+    )

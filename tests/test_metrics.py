@@ -302,3 +302,144 @@ def test_bw2_uvp_in_1d_and_errors():
         bw2_uvp(x, torch.ones(4, 1, dtype=F64))
     with pytest.raises(ValueError, match="x_model: expected at least 2 sample"):
         bw2_uvp(x[:1], y)
+
+
+# --------------------------------------------------------------------------------------------
+# coupling metrics: cBW2-UVP, cross-covariance, barycentric map, kinetic energy
+#
+# | check                                              | tolerance   | reason                                                  |
+# |----------------------------------------------------|-------------|---------------------------------------------------------|
+# | cBW2-UVP vs per-point scipy Bures formula          | rel 1e-8    | two square-root routes, float64                         |
+# | cBW2-UVP: a common shift delta adds 100|delta|^2/tr | rel 1e-10   | the covariances are unchanged: exact identity           |
+# | cBW2-UVP noise floor of exact samples              | rel 15%     | predicted 100(1+(d+1)/4) tr S/(K tr); observed within 5% |
+# | cross-covariance vs numpy.cov of the pairs         | 1e-12       | same quantity, divisor n (bias=True)                    |
+# | unbiased barycentric error of exact samples        | |.| < 1.0   | mean 0, SE ~0.2 (% units) for 2000 points, K = 10       |
+# | kinetic energy of the Gaussian SB along SDE paths  | rel 2.5%    | 4000 Heun paths, 100 steps: observed <= 0.6% (4 seeds)   |
+# --------------------------------------------------------------------------------------------
+
+
+def test_cbw2_uvp_against_per_point_closed_form():
+    from bridge.metrics import cbw2_uvp
+
+    N, K, d = 4, 50, 3
+    y = randn(N, K, d, seed=3) * 0.7 + 0.2
+    means = randn(N, d, seed=4)
+    covs = torch.stack([torch.from_numpy(random_spd(d, 10 + i)) for i in range(N)])
+    ref = np.mean(
+        [
+            scipy_gaussian_w2_squared(y[i].mean(0).numpy(), np.cov(y[i].numpy().T), means[i].numpy(), covs[i].numpy())
+            for i in range(N)
+        ]
+    )
+    assert cbw2_uvp(y, means, covs, 2.5) == pytest.approx(100 * ref / 2.5, rel=1e-8)
+    # a common shift only moves the mean term
+    delta = torch.tensor([0.3, -0.1, 0.2], dtype=F64)
+    shifted = cbw2_uvp(y + delta, means, covs, 2.5)
+    plain = cbw2_uvp(y, means, covs, 2.5)
+    dm = y.mean(1) - means
+    extra = 100 * float(((dm + delta) ** 2).sum(1).mean() - (dm**2).sum(1).mean()) / 2.5
+    assert shifted - plain == pytest.approx(extra, rel=1e-10)
+    # one input: BW2-UVP of the fitted Gaussians (model covariance with divisor K - 1)
+    one = cbw2_uvp(y[:1], means[:1], covs[:1], float(torch.trace(covs[0])))
+    assert one == pytest.approx(
+        100 * gaussian_w2_squared(y[0].mean(0), torch.cov(y[0].T), means[0], covs[0]) / float(torch.trace(covs[0])),
+        rel=1e-10,
+    )
+
+
+def test_cbw2_uvp_noise_floor_of_exact_samples():
+    from bridge.metrics import cbw2_uvp
+
+    d, N, K, s2, total = 4, 300, 200, 0.5, 10.0
+    y = math.sqrt(s2) * randn(N, K, d, seed=5)
+    got = cbw2_uvp(y, torch.zeros(N, d, dtype=F64), s2 * torch.eye(d, dtype=F64).expand(N, d, d), total)
+    predicted = 100 * (1 + (d + 1) / 4) * d * s2 / (K * total)
+    assert got == pytest.approx(predicted, rel=0.15)
+
+
+def test_cbw2_uvp_errors():
+    from bridge.metrics import cbw2_uvp
+
+    y = randn(3, 5, 2)
+    m, S = torch.zeros(3, 2, dtype=F64), torch.eye(2, dtype=F64).expand(3, 2, 2)
+    with pytest.raises(ValueError, match=r"^model_samples: expected shape \(N, K, d\), got \(3, 5\)"):
+        cbw2_uvp(y[:, :, 0], m, S, 1.0)
+    with pytest.raises(ValueError, match="K >= 2"):
+        cbw2_uvp(y[:, :1], m, S, 1.0)
+    with pytest.raises(ValueError, match=r"^true_means: expected shape \(3, 2\) to match model_samples"):
+        cbw2_uvp(y, m[:2], S, 1.0)
+    with pytest.raises(ValueError, match=r"^true_covs: expected shape \(3, 2, 2\)"):
+        cbw2_uvp(y, m, S[:, :1], 1.0)
+    with pytest.raises(ValueError, match="^target_cov_trace: expected a finite number > 0"):
+        cbw2_uvp(y, m, S, 0.0)
+    bad = y.clone()
+    bad[0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="^model_samples: contains NaN or Inf"):
+        cbw2_uvp(bad, m, S, 1.0)
+
+
+def test_cross_covariance_and_error():
+    from bridge.metrics import cross_covariance, cross_covariance_error
+
+    x0 = randn(100, 2, seed=1)
+    x1 = x0 @ torch.tensor([[1.0, 0.5], [-0.3, 2.0]], dtype=F64) + 0.1 * randn(100, 2, seed=2)
+    ref = np.cov(np.concatenate([x0.numpy(), x1.numpy()], 1).T, bias=True)[:2, 2:]
+    assert np.allclose(cross_covariance(x0, x1).numpy(), ref, atol=1e-12)
+    # K partners per input: all pairs count
+    y = torch.stack([x1, x1 + 1.0, x1 - 1.0], 1)  # (n, 3, d)
+    pairs0, pairs1 = x0.repeat_interleave(3, 0), y.reshape(-1, 2)
+    assert torch.allclose(cross_covariance(x0, y), cross_covariance(pairs0, pairs1), atol=1e-12)
+    C = cross_covariance(x0, x1)
+    assert cross_covariance_error(x0, x1, C) == pytest.approx(0.0, abs=1e-12)
+    assert cross_covariance_error(x0, x1, 2 * C) == pytest.approx(0.5, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^x1: expected shape \(100, 2\) to pair with x0"):
+        cross_covariance(x0, x1[:50])
+    with pytest.raises(ValueError, match="^reference: is the zero matrix"):
+        cross_covariance_error(x0, x1, torch.zeros(2, 2))
+
+
+def test_barycentric_map_error_and_its_unbiased_version():
+    from bridge.metrics import barycentric_map_error
+
+    n, K, d = 2000, 10, 3
+    y = randn(n, K, d, seed=7)  # exact samples of N(0, I) around the reference map 0
+    ref = torch.zeros(n, d, dtype=F64)
+    biased = barycentric_map_error(y, ref, 3.0)
+    assert biased == pytest.approx(100 * d / K / 3.0, rel=0.05)  # E|mean of K|^2 = d / K
+    assert abs(barycentric_map_error(y, ref, 3.0, unbiased=True)) < 1.0
+    assert barycentric_map_error(y.mean(1), ref, 3.0) == pytest.approx(biased, rel=1e-12)
+    with pytest.raises(ValueError, match="^unbiased: needs model_samples of shape"):
+        barycentric_map_error(y.mean(1), ref, 3.0, unbiased=True)
+    with pytest.raises(ValueError, match="do not match reference_map"):
+        barycentric_map_error(y, ref[:10], 3.0)
+
+
+def test_kinetic_energy_of_the_gaussian_sb_along_sde_paths():
+    from bridge.metrics import compare_kinetic_energy, kinetic_energy
+    from bridge.reference import gaussian_sb
+    from bridge.samplers import StochasticHeun, sample_sde
+
+    A = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=F64)
+    B = torch.tensor([[2.0, -0.6], [-0.6, 1.0]], dtype=F64)
+    sb = gaussian_sb(torch.zeros(2, dtype=F64), A, torch.ones(2, dtype=F64), B, eps=0.5)
+    x0 = sb.sample_plan(4000, generator=gen(0))[0]
+    out = sample_sde(sb.drift, x0, eps=sb.eps, steps=100, solver=StochasticHeun(), generator=gen(10), trajectory=True)
+    cmp = compare_kinetic_energy(kinetic_energy(sb.drift, out.trajectory, out.t), sb.kinetic_energy(), eps=sb.eps)
+    assert abs(cmp.relative_error) < 0.025
+    assert cmp.kl_reference == pytest.approx(sb.kl_to_reference(), rel=1e-12)
+    assert cmp.kl_estimate == pytest.approx(cmp.estimate / (4 * sb.eps), rel=1e-15)
+
+
+def test_kinetic_energy_quadrature_and_errors():
+    from bridge.metrics import kinetic_energy
+
+    paths = torch.zeros(11, 5, 1, dtype=F64)
+    t = torch.linspace(0, 1, 11, dtype=F64)
+    # |u|^2 = t: the trapezoidal rule is exact for linear integrands
+    assert kinetic_energy(lambda tt, x: tt.sqrt().unsqueeze(1) + 0 * x, paths, t) == pytest.approx(0.5, rel=1e-12)
+    with pytest.raises(ValueError, match=r"^times: expected shape \(11,\)"):
+        kinetic_energy(lambda tt, x: x, paths, t[:5])
+    with pytest.raises(ValueError, match="^times: expected strictly increasing"):
+        kinetic_energy(lambda tt, x: x, paths, t.flip(0))
+    with pytest.raises(TypeError, match="^drift: expected a callable"):
+        kinetic_energy(None, paths, t)

@@ -4,6 +4,10 @@
   exact log-density, score, moments and sampling.
 * :class:`InterpolantOracle`: exact ``rho(t)``, ``b``, ``v``, ``s``, ``eta`` of a spatially
   linear interpolant between two Gaussian mixtures (SI App. A).
+* :class:`GaussianSB`, :func:`gaussian_sb`: closed-form entropic OT plan and Schrödinger bridge
+  between two Gaussians (cross-covariance, conditionals, SB marginals, drift, costs).
+* :class:`SBMixtureBenchmark`, :func:`make_mixture_benchmark`: SB benchmark with an exactly
+  known plan (Gushchin et al. 2023): samplers, exact conditional moments, SB drift.
 
 Example:
     >>> import torch
@@ -13,7 +17,18 @@ Example:
     torch.Size([2, 2])
 """
 
+from .gaussian_sb import GaussianSB, gaussian_sb
 from .interpolant_oracle import InterpolantOracle
 from .mixture import GaussianMixture, gaussian, standard_normal
+from .sb_mixture import SBMixtureBenchmark, make_mixture_benchmark
 
-__all__ = ["GaussianMixture", "gaussian", "standard_normal", "InterpolantOracle"]
+__all__ = [
+    "GaussianMixture",
+    "gaussian",
+    "standard_normal",
+    "InterpolantOracle",
+    "GaussianSB",
+    "gaussian_sb",
+    "SBMixtureBenchmark",
+    "make_mixture_benchmark",
+]

@@ -1,0 +1,438 @@
+r"""Discrete entropic OT between sample sets, in the SB convention (SPEC §5), with POT and geomloss.
+
+For samples :math:`x_1..x_n \sim \rho_0`, :math:`y_1..y_m \sim \rho_1` with uniform weights
+:math:`a = \mathbf 1/n`, :math:`b = \mathbf 1/m` and the paper's ``eps``, both solvers compute
+
+.. math::
+    P^\star = \operatorname*{argmin}_{P \in \Pi(a, b)} \sum_{ij} P_{ij} |x_i - y_j|^2
+        + \mathrm{reg}\,\mathrm{KL}(P \,|\, a b^\top), \qquad \mathrm{reg} = 4\epsilon,
+
+the discrete counterpart of the SB's ``(x0, x1)`` law (:mod:`bridge.conventions`). The solution
+has the form :math:`P_{ij} = \exp((f_i + g_j - |x_i - y_j|^2)/\mathrm{reg})` with dual
+potentials ``f``, ``g`` (POT's convention: ``f = reg * log_u``, ``g = reg * log_v``, the
+``reg log a`` and ``reg log b`` terms included).
+
+Out of sample, the entropic conditional of a new point ``x`` is the softmax
+
+.. math::
+    \pi(y_j \mid x) = \frac{\exp((g_j - |x - y_j|^2)/\mathrm{reg})}
+                           {\sum_k \exp((g_k - |x - y_k|^2)/\mathrm{reg})},
+
+which reproduces the rows :math:`P_{ij}/a_i` at the training points (Pooladian & Niles-Weed
+2021's entropic map is its mean, :meth:`EntropicPotentials.barycentric_map`).
+
+* :func:`entropic_plan`: POT's log-domain Sinkhorn (``method="sinkhorn_log"``; the default
+  ``"sinkhorn"`` underflows at small ``reg``) with a marginal check; it raises
+  :class:`ConvergenceError` instead of returning an unconverged (e.g. independent) plan.
+* :func:`entropic_potentials`: geomloss's epsilon-scaling solver (fast at small eps) followed
+  by memory-light log-domain Sinkhorn sweeps until the same marginal tolerance holds, for sample
+  sets where the dense ``n x m`` plan is not wanted.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x0 = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    >>> res = entropic_plan(x0, x0 + 3.0, eps=0.5)
+    >>> res.plan.shape, res.marginal_error < 1e-6
+    (torch.Size([200, 200]), True)
+    >>> res.barycentric_map(torch.zeros(1, 2, dtype=torch.float64)).shape
+    torch.Size([1, 2])
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .conventions import check_eps
+from .metrics import _pair
+
+__all__ = ["ConvergenceError", "EntropicPotentials", "EntropicPlanResult", "entropic_plan", "entropic_potentials"]
+
+_BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passes (32 MiB in float64)
+
+
+class ConvergenceError(RuntimeError):
+    """A Sinkhorn solver stopped with marginals further from the targets than the tolerance."""
+
+
+def _sqdist(x: Tensor, y: Tensor) -> Tensor:
+    """``|x_i - y_j|^2`` as ``(n, m)``, clamped at 0 (the expanded form can round below 0)."""
+    return ((x * x).sum(1, keepdim=True) - 2.0 * x @ y.T + (y * y).sum(1)).clamp_min(0)
+
+
+def _rows(cols: int) -> int:
+    return max(1, _BLOCK_ELEMENTS // max(cols, 1))
+
+
+def _check_positive_int(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return int(v)
+
+
+def _check_tol(tol) -> float:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol: expected a finite number > 0, got {tol!r}")
+    return float(tol)
+
+
+@dataclass(eq=False)
+class EntropicPotentials:
+    r"""Dual potentials of a discrete entropic OT problem, and the conditionals they define.
+
+    Attributes:
+        x0: source samples ``(n, d)``, float64.
+        x1: target samples ``(m, d)``, float64.
+        f: source potential ``(n,)`` (POT's convention, see the module docstring).
+        g: target potential ``(m,)``.
+        eps: the paper's eps; ``reg = 4 eps``.
+        marginal_error: :math:`\max(\|P\mathbf 1 - a\|_1, \|P^\top\mathbf 1 - b\|_1)` of the plan
+            the potentials define.
+        n_iter: Sinkhorn iterations performed.
+        converged: ``marginal_error <= tol``.
+        solver: ``"pot"`` or ``"geomloss"``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+        >>> pots = entropic_plan(x, x, eps=0.01)
+        >>> pots.barycentric_map(x).round(decimals=6)  # small eps: nearly the identity map
+        tensor([[0.],
+                [1.]], dtype=torch.float64)
+    """
+
+    x0: Tensor
+    x1: Tensor
+    f: Tensor
+    g: Tensor
+    eps: float
+    marginal_error: float
+    n_iter: int
+    converged: bool
+    solver: str
+
+    @property
+    def reg(self) -> float:
+        """POT's regularisation ``4 eps``."""
+        return 4.0 * self.eps
+
+    def _check_new(self, x) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(
+                f"x: expected a floating-point tensor of shape (N, {self.x1.shape[1]}), got {type(x).__name__}"
+            )
+        if x.dim() != 2 or x.shape[1] != self.x1.shape[1]:
+            raise ValueError(f"x: expected shape (N, {self.x1.shape[1]}), got {tuple(x.shape)}")
+        x = x.detach().to(dtype=torch.float64, device=self.x1.device)
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x: contains NaN or Inf")
+        return x
+
+    def log_conditional(self, x: Tensor) -> Tensor:
+        r""":math:`\log \pi(y_j \mid x)` over the target samples for each row of ``x``, ``(N, m)``.
+
+        Computed as a log-softmax of :math:`(g_j + 2 x\cdot y_j - |y_j|^2)/\mathrm{reg}` (the
+        :math:`|x|^2` term cancels), so each row sums to 1 after ``exp``.
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> entropic_plan(y, y, eps=0.25).log_conditional(torch.zeros(1, 1, dtype=torch.float64)).exp().sum()
+            tensor(1., dtype=torch.float64)
+        """
+        x = self._check_new(x)
+        logits = (self.g + 2.0 * x @ self.x1.T - (self.x1 * self.x1).sum(1)) / self.reg
+        return torch.log_softmax(logits, dim=1)
+
+    def barycentric_map(self, x: Tensor | None = None) -> Tensor:
+        r"""Entropic (barycentric) map :math:`T(x) = \sum_j \pi(y_j \mid x)\, y_j`, ``(N, d)``.
+
+        Args:
+            x: points ``(N, d)``; ``None`` means the source samples ``x0`` (where it equals
+                :math:`\sum_j P_{ij} y_j / a_i`, SPEC §5 (b)).
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [2.0]], dtype=torch.float64)
+            >>> res = entropic_plan(y, y, eps=100.0)
+            >>> res.barycentric_map(torch.ones(1, 1, dtype=torch.float64))  # large eps: about the mean
+            tensor([[1.]], dtype=torch.float64)
+        """
+        x = self.x0 if x is None else self._check_new(x)
+        out = []
+        for start in range(0, x.shape[0], _rows(self.x1.shape[0])):
+            w = self.log_conditional(x[start : start + _rows(self.x1.shape[0])]).exp()
+            out.append(w @ self.x1)
+        return torch.cat(out) if out else x.new_zeros(0, self.x1.shape[1])
+
+    def conditional_sample(self, x: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""``k`` draws from :math:`\pi(\cdot \mid x)` (target samples, with replacement) per row of
+        ``x``: shape ``(N, k, d)``.
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> res = entropic_plan(y, y, eps=0.5)
+            >>> x = torch.zeros(3, 1, dtype=torch.float64)
+            >>> res.conditional_sample(x, 4, generator=torch.Generator().manual_seed(0)).shape
+            torch.Size([3, 4, 1])
+        """
+        k = _check_positive_int(k, "k")
+        x = self._check_new(x)
+        idx = []
+        for start in range(0, x.shape[0], _rows(self.x1.shape[0])):
+            w = self.log_conditional(x[start : start + _rows(self.x1.shape[0])]).exp()
+            idx.append(torch.multinomial(w, k, replacement=True, generator=generator))
+        idx = torch.cat(idx) if idx else torch.zeros(0, k, dtype=torch.long, device=x.device)
+        return self.x1[idx]
+
+    def plan_matrix(self) -> Tensor:
+        r"""The dense plan :math:`P_{ij} = \exp((f_i + g_j - |x_i - y_j|^2)/\mathrm{reg})`, ``(n, m)``.
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> round(entropic_plan(y, y, eps=0.5).plan_matrix().sum().item(), 12)
+            1.0
+        """
+        return torch.exp((self.f[:, None] + self.g[None, :] - _sqdist(self.x0, self.x1)) / self.reg)
+
+
+@dataclass(eq=False)
+class EntropicPlanResult(EntropicPotentials):
+    r""":func:`entropic_plan`'s result: the potentials of :class:`EntropicPotentials` and the plan.
+
+    Attributes:
+        plan: :math:`P^\star`, ``(n, m)``, float64, summing to 1.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x0 = torch.randn(100, 1, generator=g, dtype=torch.float64)
+        >>> res = entropic_plan(x0, 2 * x0, eps=0.5)
+        >>> bool(res.cross_covariance()[0, 0] > 0), res.solver
+        (True, 'pot')
+    """
+
+    plan: Tensor
+
+    def cross_covariance(self) -> Tensor:
+        r""":math:`\sum_{ij} P_{ij} (x_i - \bar x)(y_j - \bar y)^\top` with the plan's marginal means, ``(d, d)``.
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> entropic_plan(x, x, eps=0.01).cross_covariance()  # ~ Var = 1/4
+            tensor([[0.2500]], dtype=torch.float64)
+        """
+        xc = self.x0 - self.plan.sum(1) @ self.x0
+        yc = self.x1 - self.plan.sum(0) @ self.x1
+        return xc.T @ self.plan @ yc
+
+    def transport_cost(self) -> float:
+        r""":math:`\sum_{ij} P_{ij} |x_i - y_j|^2`, the plan's :math:`\mathbb E|x_0 - x_1|^2`.
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> round(entropic_plan(x, x + 1, eps=0.05).transport_cost(), 3)  # W2^2 = 1, plus blur
+            1.007
+        """
+        return float((self.plan * _sqdist(self.x0, self.x1)).sum())
+
+    def value(self) -> float:
+        r"""POT's regularised objective :math:`\langle P, M\rangle + \mathrm{reg}\,\mathrm{KL}(P\,|\,ab^\top)`
+        (twice geomloss's ``SamplesLoss("sinkhorn", p=2, blur=sqrt(2 eps), debias=False)``).
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> entropic_plan(x, x, eps=1e3).value() > 0
+            True
+        """
+        n, m = self.plan.shape
+        p = self.plan
+        kl = torch.where(p > 0, p * (torch.log(p) + math.log(n * m)), torch.zeros_like(p)).sum()
+        return self.transport_cost() + self.reg * float(kl)
+
+
+def entropic_plan(
+    x0: Tensor, x1: Tensor, eps: float, *, max_iter: int = 10_000, tol: float = 1e-6, check: bool = True
+) -> EntropicPlanResult:
+    r"""Entropic OT plan between two sample sets for the SB with the paper's ``eps`` (POT).
+
+    .. math::
+        P^\star = \operatorname*{argmin}_{P \in \Pi(\mathbf 1/n, \mathbf 1/m)}
+            \langle P, M \rangle + 4\epsilon\,\mathrm{KL}(P \,|\, ab^\top),\qquad M_{ij} = |x_i - y_j|^2,
+
+    solved by ``ot.sinkhorn(a, b, ot.dist(x0, x1), reg=4*eps, method="sinkhorn_log", log=True)``
+    in float64 on the device of ``x0`` (POT's torch backend). POT stops when the L2 error of the
+    second marginal is below ``tol / sqrt(m)``; afterwards both marginals are checked in L1.
+
+    Args:
+        x0: source samples ``(n, d)``.
+        x1: target samples ``(m, d)``.
+        eps: the paper's eps (``reg = 4 eps``).
+        max_iter: Sinkhorn iterations at most.
+        tol: largest accepted :math:`\max(\|P\mathbf 1 - a\|_1, \|P^\top\mathbf 1 - b\|_1)`.
+        check: raise :class:`ConvergenceError` when the tolerance is not met (default). With
+            ``False`` the result is returned with ``converged=False``; it is never replaced by
+            another plan.
+
+    Returns:
+        :class:`EntropicPlanResult`.
+
+    Raises:
+        ConvergenceError: the marginals are off by more than ``tol`` after ``max_iter``
+            iterations (raise ``max_iter``, or use :func:`entropic_potentials`, whose
+            epsilon-scaling start converges faster at small eps).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 2
+        >>> res = entropic_plan(x0, x1, eps=0.5)
+        >>> res.converged, round(res.plan.sum().item(), 12)
+        (True, 1.0)
+    """
+    e = check_eps(eps)
+    max_iter = _check_positive_int(max_iter, "max_iter")
+    tol = _check_tol(tol)
+    x, y = _pair(x0, x1, ("x0", "x1"))
+    import ot
+
+    n, m = x.shape[0], y.shape[0]
+    a = x.new_full((n,), 1.0 / n)
+    b = x.new_full((m,), 1.0 / m)
+    reg = 4.0 * e
+    with warnings.catch_warnings():  # non-convergence is reported below, as an error
+        warnings.simplefilter("ignore", UserWarning)
+        plan, log = ot.sinkhorn(
+            a,
+            b,
+            ot.dist(x, y),
+            reg=reg,
+            method="sinkhorn_log",
+            numItermax=max_iter,
+            stopThr=tol / math.sqrt(m),
+            log=True,
+        )
+    f, g = reg * log["log_u"], reg * log["log_v"]
+    if not (bool(torch.isfinite(plan).all()) and bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
+        raise ConvergenceError(f"entropic_plan: POT returned NaN/Inf at reg = 4 eps = {reg:g}")
+    err = max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
+    n_iter = int(log["niter"]) + 1
+    if check and not err <= tol:
+        raise ConvergenceError(
+            f"entropic_plan: Sinkhorn did not converge: marginal error {err:.3g} > tol {tol:g} after {n_iter} "
+            f"iterations at reg = 4 eps = {reg:g}; raise max_iter or use entropic_potentials"
+        )
+    return EntropicPlanResult(
+        x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=n_iter, converged=err <= tol, solver="pot", plan=plan
+    )
+
+
+def _c_transform(pot: Tensor, y: Tensor, x: Tensor, log_w: Tensor, reg: float) -> Tensor:
+    r"""``h_i = reg log w_i - reg logsumexp_j((pot_j - |x_i - y_j|^2)/reg)``, in row blocks of ``x``."""
+    out = []
+    for start in range(0, x.shape[0], _rows(y.shape[0])):
+        xb = x[start : start + _rows(y.shape[0])]
+        out.append(-reg * torch.logsumexp((pot[None, :] - _sqdist(xb, y)) / reg, dim=1))
+    return reg * log_w + torch.cat(out)
+
+
+def entropic_potentials(
+    x0: Tensor,
+    x1: Tensor,
+    eps: float,
+    *,
+    scaling: float = 0.95,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    check: bool = True,
+) -> EntropicPotentials:
+    r"""Dual potentials of the same problem as :func:`entropic_plan`, without forming the plan.
+
+    .. math::
+        \max_{f, g}\ \sum_i a_i f_i + \sum_j b_j g_j
+            - \mathrm{reg} \sum_{ij} e^{(f_i + g_j - |x_i - y_j|^2)/\mathrm{reg}},
+        \qquad \mathrm{reg} = 4\epsilon
+
+    (POT's convention for the potentials; the objective holds up to a constant).
+
+    Two stages: (1) geomloss ``SamplesLoss("sinkhorn", p=2, blur=sqrt(2 eps), debias=False,
+    potentials=True, scaling=scaling)``, whose epsilon-scaling reaches the neighbourhood of the
+    solution in ``O(log(diameter/blur)/log(1/scaling))`` sweeps (also where plain Sinkhorn
+    stalls, e.g. small eps) but leaves marginal errors of ~1e-3..1e-2 at the final temperature;
+    without pykeops geomloss holds the ``n x m`` cost matrix during this stage; its potentials
+    :math:`F, G` (cost :math:`|x-y|^2/2`, temperature ``2 eps``) become POT's by :math:`f = 2F + \mathrm{reg}\log a`,
+    :math:`g = 2G + \mathrm{reg}\log b`; (2) log-domain Sinkhorn sweeps (the c-transforms
+    :math:`g \leftarrow \mathrm{reg}\log b - \mathrm{reg}\,\mathrm{LSE}_i((f_i - M_{ij})/\mathrm{reg})`
+    and likewise for ``f``) in blocks of at most ~4M cost entries, until the column-marginal L1
+    error is below ``tol`` (the row marginal is exact after each ``f`` update).
+
+    Args:
+        x0: source samples ``(n, d)``.
+        x1: target samples ``(m, d)``.
+        eps: the paper's eps.
+        scaling: geomloss's epsilon-scaling ratio in ``(0, 1)``.
+        max_iter: refinement sweeps at most.
+        tol: accepted marginal L1 error.
+        check: raise :class:`ConvergenceError` when ``tol`` is not met.
+
+    Returns:
+        :class:`EntropicPotentials` (``solver="geomloss"``).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x0 = torch.randn(300, 2, generator=g, dtype=torch.float64)
+        >>> pots = entropic_potentials(x0, x0 + 1, eps=0.05)
+        >>> pots.converged, pots.f.shape
+        (True, torch.Size([300]))
+    """
+    e = check_eps(eps)
+    max_iter = _check_positive_int(max_iter, "max_iter")
+    tol = _check_tol(tol)
+    if isinstance(scaling, bool) or not isinstance(scaling, numbers.Real) or not 0 < scaling < 1:
+        raise ValueError(f"scaling: expected a number in (0, 1), got {scaling!r}")
+    x, y = _pair(x0, x1, ("x0", "x1"))
+    from geomloss import SamplesLoss
+
+    n, m = x.shape[0], y.shape[0]
+    reg = 4.0 * e
+    log_a = x.new_full((n,), -math.log(n))
+    log_b = x.new_full((m,), -math.log(m))
+    loss = SamplesLoss("sinkhorn", p=2, blur=math.sqrt(2.0 * e), debias=False, potentials=True, scaling=float(scaling))
+    with torch.no_grad():
+        F, G = loss(x, y)
+    f = 2.0 * F.reshape(-1) + reg * log_a
+    g = 2.0 * G.reshape(-1) + reg * log_b
+    b = log_b.exp()
+    f = _c_transform(g, y, x, log_a, reg)  # from here on the row marginal is exact
+    err, it = math.inf, 0
+    while True:
+        # with the row marginal exact, the column sums are b_j exp((g_j - g'_j)/reg), g' = c-transform of f
+        g_next = _c_transform(f, x, y, log_b, reg)
+        err = float((b * torch.expm1((g - g_next) / reg)).abs().sum())
+        if err <= tol or it >= max_iter:
+            break
+        g = g_next
+        f = _c_transform(g, y, x, log_a, reg)
+        it += 1
+    if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
+        raise ConvergenceError(f"entropic_potentials: NaN/Inf potentials at reg = 4 eps = {reg:g}")
+    if check and not err <= tol:
+        raise ConvergenceError(
+            f"entropic_potentials: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps at "
+            f"reg = 4 eps = {reg:g}; raise max_iter or scaling"
+        )
+    return EntropicPotentials(
+        x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver="geomloss"
+    )
