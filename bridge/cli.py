@@ -251,7 +251,7 @@ def _prepare_out(path: str) -> Path:
     return out
 
 
-def _load_pair(args, torch, gen):
+def _load_pair(args, gen):
     from .data import DATASETS, check_same_dim, resolve_samples, split_train_test
 
     n_total = args.n_train + args.n_test
@@ -294,7 +294,7 @@ def cmd_fit(args) -> int:
     out = _prepare_out(args.out)
     gen = torch.Generator().manual_seed(args.seed)
     t_start = time.perf_counter()
-    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args, torch, gen)
+    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args, gen)
     d = x0_tr.shape[1]
     device = torch.device(args.device)
     _log(

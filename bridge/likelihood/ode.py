@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..samplers.ode import RK45, FixedStepSolver, Heun, _check_callable, _check_steps, _check_x, _time_grid
+from ..losses import _check_t_range
+from ..samplers.ode import RK45, _check_callable, _check_ode_solver, _check_steps, _check_x, _time_grid
 from .divergence import DivergenceEstimator, _check_estimator, _check_generator, _mean_and_stderr
 
 __all__ = ["ODELogDensity", "ode_log_density", "ode_sample_log_density"]
@@ -57,26 +58,6 @@ class ODELogDensity:
     log_rho0: Tensor
     divergence_integral: Tensor
     nfe: int
-
-
-def _check_solver(solver):
-    if solver is None:
-        return Heun()
-    if isinstance(solver, type):
-        raise TypeError(f"solver: expected a solver instance such as {solver.__name__}(), got the class itself")
-    if not isinstance(solver, (FixedStepSolver, RK45)):
-        raise TypeError(f"solver: expected Euler(), Heun(), RK4() or RK45(), got {type(solver).__name__}")
-    return solver
-
-
-def _check_t_range(t_range) -> tuple[float, float]:
-    try:
-        lo, hi = float(t_range[0]), float(t_range[1])
-    except (TypeError, IndexError, ValueError):
-        raise TypeError(f"t_range: expected a pair (t_min, t_max), got {t_range!r}") from None
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f"t_range: expected 0 <= t_min < t_max <= 1, got ({lo}, {hi})")
-    return lo, hi
 
 
 def _log_rho0(log_rho0, x: Tensor) -> Tensor:
@@ -123,7 +104,7 @@ def _run(drift, x, log_rho0, *, forward, divergence, solver, steps, t_range, gen
     if not callable(log_rho0):
         raise TypeError(f"log_rho0: expected a callable x -> (n,) log-density, got {type(log_rho0).__name__}")
     estimator: DivergenceEstimator = _check_estimator(divergence)
-    solver = _check_solver(solver)
+    solver = _check_ode_solver(solver)
     steps = _check_steps(steps)
     lo, hi = _check_t_range(t_range)
     _check_generator(generator, x)

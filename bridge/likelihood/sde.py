@@ -37,10 +37,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..losses import _check_t_range
 from ..samplers.ode import _check_callable, _check_steps, _check_x, _time_grid
 from ..samplers.sde import EulerMaruyama, SDESolver, StochasticHeun
 from .divergence import DivergenceEstimator, _check_estimator, _check_generator, _mean_and_stderr
-from .ode import _check_t_range, _log_rho0
+from .ode import _log_rho0
 
 __all__ = ["FeynmanKacLogDensity", "BackwardItoLogDensity", "feynman_kac_log_density", "backward_ito_log_density"]
 
