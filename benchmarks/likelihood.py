@@ -119,17 +119,23 @@ def run_one(fn, est, exact_logp, d):
         wall = min(wall, time.perf_counter() - t0)
     err = (r.log_density - exact_logp).abs()
     se = r.stderr
+    # one probe gives no spread to estimate a standard error from: record None (JSON null), not NaN
+    se_mean = float(se.mean()) if bool(torch.isfinite(se).all()) else None
     row = {
         "mean_abs_err_nats": float(err.mean()),
         "max_abs_err_nats": float(err.max()),
-        "mean_stderr_nats": float(se.mean()),
-        "mean_stderr_nats_per_dim": float(se.mean()) / d,
+        "mean_stderr_nats": se_mean,
+        "mean_stderr_nats_per_dim": se_mean / d if se_mean is not None else None,
         "wall_s": wall,
         "nfe": r.nfe,
     }
     if hasattr(r, "ess"):
         row["median_ess"] = float(r.ess.median())
     return row
+
+
+def _fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
 
 
 def bench_dim(d: int, args) -> list[dict]:
@@ -173,7 +179,7 @@ def bench_dim(d: int, args) -> list[dict]:
         rows.append(row)
         print(
             f"d={d:4d} {method:8s} {row['divergence']:14s} err {row['mean_abs_err_nats']:.2e} "
-            f"se {row['mean_stderr_nats']:.2e} ({row['mean_stderr_nats_per_dim']:.1e}/dim) "
+            f"se {_fmt(row['mean_stderr_nats'], '.2e')} ({_fmt(row['mean_stderr_nats_per_dim'], '.1e')}/dim) "
             f"{row['wall_s']:7.2f}s x{row['time_vs_exact']:.2f}",
             flush=True,
         )
@@ -214,7 +220,7 @@ def main(argv=None):
         ess = f" (ESS {r['median_ess']:.0f})" if "median_ess" in r else ""
         print(
             f"| {r['d']} | {r['method']}{ess} | {r['divergence']} | {r['mean_abs_err_nats']:.2e} | "
-            f"{r['mean_stderr_nats']:.2e} | {r['mean_stderr_nats_per_dim']:.1e} | {r['wall_s']:.2f} | "
+            f"{_fmt(r['mean_stderr_nats'], '.2e')} | {_fmt(r['mean_stderr_nats_per_dim'], '.1e')} | {r['wall_s']:.2f} | "
             f"{r['time_vs_exact']:.2f} | {r['field_rows_per_point']} |"
         )
     goal = [r for r in rows if r["d"] == 128 and r["method"] == "ode" and r["probes"] == 16]

@@ -107,11 +107,12 @@ def test_non_convergence_raises_instead_of_returning_a_bad_plan():
         entropic_potentials(*clouds(), 0.01, max_iter=1, tol=1e-12)
 
 
+@pytest.mark.parametrize("start", ["geomloss", "anneal"])
 @pytest.mark.parametrize("eps", [0.05, 0.5])
-def test_geomloss_potentials_agree_with_pot(eps):
+def test_geomloss_potentials_agree_with_pot(eps, start):
     x0, x1 = clouds(seed=3)
     pot = entropic_plan(x0, x1, eps, tol=1e-7, max_iter=100_000)
-    gl = entropic_potentials(x0, x1, eps, tol=1e-7)
+    gl = entropic_potentials(x0, x1, eps, tol=1e-7, start=start, max_iter=20_000)
     assert gl.solver == "geomloss" and gl.converged and gl.marginal_error <= 1e-7
     P = gl.plan_matrix()
     # the reported marginal error is the plan's (recomputed here)
@@ -160,6 +161,8 @@ def test_inputs_are_validated_and_converted():
         entropic_plan(x0, x1, 0.5, tol=-1.0)
     with pytest.raises(ValueError, match=r"^scaling: expected a number in \(0, 1\)"):
         entropic_potentials(x0, x1, 0.5, scaling=1.0)
+    with pytest.raises(ValueError, match="start"):
+        entropic_potentials(x0, x1, 0.5, start="keops")
     with pytest.raises(ValueError, match=r"^x: expected shape \(N, 2\), got \(3, 3\)"):
         res.barycentric_map(torch.zeros(3, 3, dtype=F64))
     with pytest.raises(ValueError, match="^k: expected a positive int"):

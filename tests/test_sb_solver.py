@@ -61,8 +61,48 @@ def test_solve_bridge_runs_and_samples_shapes():
         config=SBConfig(outer_steps=3, warmup_steps=2, batch_size=32, hidden=8, log_every=1),
         progress=lines.append,
     )
-    assert res.steps == 3 and len(lines) == 3 and "kinetic" in lines[0]
+    outer = [m for m in lines if "outer" in m]
+    assert res.steps == 3 and len(outer) == 3 and "kinetic" in outer[0]
+    assert any("Sinkhorn coupling" in m for m in lines) and res.coupling["coupling"] == "sinkhorn"
     y = res.sample(x0[:5], per_point=4, steps=10, generator=g)
     assert y.shape == (5, 4, 2) and torch.isfinite(y).all()
     curves = res.coefficient_curves(torch.linspace(0, 1, 5))
     assert curves["alpha"].shape == (5, 2) and bool(curves["gamma"][0].eq(0).all())
+
+
+@pytest.mark.parametrize("coupling", ["sinkhorn", "independent"])
+def test_resume_after_interruption_continues_exactly(tmp_path, coupling):
+    """An interrupted solve leaves a usable checkpoint; resuming it gives the uninterrupted result."""
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
+    cfg = SBConfig(outer_steps=12, warmup_steps=3, batch_size=32, hidden=8, log_every=1, coupling=coupling, plan_size=100)
+    full = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_7(msg):
+        if "outer      7/" in msg:
+            raise Interrupt  # like Ctrl-C in the middle of training
+
+    ckpt = tmp_path / "state.pt"
+    with pytest.raises(Interrupt):
+        solve_bridge(x0, x1, 0.5, config=cfg, progress=stop_at_7, checkpoint=ckpt, checkpoint_every=0.0)
+    lines = []
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append, checkpoint=ckpt, resume=True)
+    assert any("resumed" in m and "outer step 6" in m for m in lines)  # the last complete step was saved
+    assert res.steps == 12 and [h["step"] for h in res.history] == list(range(1, 13))
+    t, x = torch.linspace(0.05, 0.95, 7), torch.randn(7, 2, generator=g)
+    with torch.no_grad():
+        assert torch.equal(res.drift(t, x), full.drift(t, x))
+    for p, q in zip(res.interpolant.parameters(), full.interpolant.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_resume_refuses_a_checkpoint_of_another_problem(tmp_path):
+    x = torch.randn(100, 2)
+    cfg = SBConfig(outer_steps=2, warmup_steps=1, batch_size=16, hidden=8, log_every=0, plan_size=50)
+    ckpt = tmp_path / "state.pt"
+    solve_bridge(x, x + 1, 0.5, config=cfg, checkpoint=ckpt, progress=lambda m: None)
+    with pytest.raises(ValueError, match="another problem"):
+        solve_bridge(x, x + 1, 0.7, config=cfg, checkpoint=ckpt, resume=True, progress=lambda m: None)

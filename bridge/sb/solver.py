@@ -20,7 +20,8 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +32,7 @@ from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
 from ..models import MLP
 
-__all__ = ["SBConfig", "sb_objective", "solve_bridge"]
+__all__ = ["SBConfig", "build_drift", "build_interpolant", "sb_objective", "solve_bridge"]
 
 
 def sb_objective(
@@ -81,6 +82,16 @@ class SBConfig:
         t_min: times are drawn from ``[t_min, 1 - t_min]`` (the ``eps/gamma`` term).
         time_budget: wall-clock cap in seconds (None: none).
         log_every: progress line every this many outer steps (0: silent).
+        seed: seeds the networks' initialisation and every Monte-Carlo draw.
+        coupling: how ``(x0, x1)`` pairs are drawn (SPEC §5, "Couplings"): ``"independent"``
+            (the paper's max–min) or ``"sinkhorn"``: from the entropic plan at the same eps
+            between ``plan_size`` training points of each side (geomloss + log-domain Sinkhorn,
+            :func:`bridge.ot.entropic_potentials`). With the linear interpolant and
+            ``gamma = sqrt(2 eps t(1-t))`` (the default's starting point) that path *is* the SB
+            of the empirical plan; the outer loop then only has to remove its finite-sample bias.
+        plan_size: training points per side in the Sinkhorn coupling (the plan costs
+            ``plan_size^2`` memory and time).
+        plan_tol: accepted L1 marginal error of that plan (ten times more stops the solve).
     """
 
     outer_steps: int = 2000
@@ -98,6 +109,68 @@ class SBConfig:
     time_budget: float | None = None
     log_every: int = 200
     seed: int = 0
+    coupling: str = "sinkhorn"
+    plan_size: int = 2048
+    plan_tol: float = 1e-3
+
+
+COUPLINGS = ("independent", "sinkhorn")
+
+
+def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.Generator, say):
+    """``draw(n) -> (x0, x1)`` pairs from the configured coupling, and a record of how."""
+    if cfg.coupling == "independent":
+        draw0, draw1 = _sampler(x0, "x0"), _sampler(x1, "x1")
+        return (lambda n: (draw0(n, gen), draw1(n, gen))), {"coupling": "independent"}
+    from ..ot import ConvergenceError, entropic_potentials
+
+    t0 = time.perf_counter()
+    k0, k1 = min(cfg.plan_size, x0.shape[0]), min(cfg.plan_size, x1.shape[0])
+    a = x0[torch.randperm(x0.shape[0], generator=gen)[:k0].to(x0.device)]
+    b = x1[torch.randperm(x1.shape[0], generator=gen)[:k1].to(x1.device)]
+    # a sampler needs the plan's rows, not a certificate: 1e-3 of the mass misplaced is far below
+    # the finite-sample bias; a plan that is grossly off stops the solve (never a silent fallback)
+    pots = entropic_potentials(a, b, eps, start="anneal", tol=cfg.plan_tol, max_iter=300, check=False)
+    if not pots.marginal_error <= 10 * cfg.plan_tol:
+        raise ConvergenceError(
+            f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at eps = {eps:g};"
+            " use a smaller plan_size or coupling='independent'"
+        )
+    # row i of the plan, normalised: pi(y_j | x_i); sampled by inverting its CDF
+    cdf = pots.log_conditional(a).exp_().cumsum_(dim=1)
+    cdf = (cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64)
+    info = {
+        "coupling": "sinkhorn",
+        "plan_size": [k0, k1],
+        "plan_solver": pots.solver,
+        "plan_marginal_error": pots.marginal_error,
+        "plan_iterations": pots.n_iter,
+        "plan_wall_s": round(time.perf_counter() - t0, 3),
+    }
+    say(
+        f"[solve] Sinkhorn coupling on {k0} x {k1} points: marginal error {pots.marginal_error:.1e}, "
+        f"{info['plan_wall_s']:.1f}s"
+    )
+
+    return _restore_pairs(a, b, cdf, gen), info
+
+
+class _PlanPairs:
+    """Draws ``(x0, x1)`` pairs from a discrete plan given by its row-normalised CDF."""
+
+    def __init__(self, a: Tensor, b: Tensor, cdf: Tensor, gen: torch.Generator):
+        self.a, self.b, self.cdf, self.gen = a, b, cdf, gen
+        self.tensors = {"a": a, "b": b, "cdf": cdf}
+
+    def __call__(self, n: int):
+        i = torch.randint(0, self.a.shape[0], (n,), generator=self.gen).to(self.a.device)
+        v = torch.rand(n, 1, generator=self.gen, dtype=self.cdf.dtype).to(self.cdf.device)
+        j = torch.searchsorted(self.cdf[i], v).squeeze(1).clamp_(max=self.b.shape[0] - 1)
+        return self.a[i], self.b[j]
+
+
+def _restore_pairs(a: Tensor, b: Tensor, cdf: Tensor, gen: torch.Generator) -> _PlanPairs:
+    return _PlanPairs(a, b, cdf, gen)
 
 
 def _sampler(x: Tensor, name: str):
@@ -109,6 +182,43 @@ def _sampler(x: Tensor, name: str):
     return lambda n, g: x[torch.randint(0, x.shape[0], (n,), generator=g).to(x.device)]
 
 
+def build_interpolant(cfg: SBConfig, d: int, eps: float) -> FourierInterpolant:
+    """The default outer variable: Fourier coefficients (zero: the linear interpolant) on
+    ``gamma_0 = sqrt(2 eps t(1-t))``, the Brownian bridge of the SB's reference process."""
+    return FourierInterpolant(
+        cfg.n_modes, dim=d if cfg.diagonal else None, gamma=BrownianGamma(a=2.0 * eps), learn_gamma=cfg.learn_gamma
+    )
+
+
+def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> MLP:
+    """The inner variable ``u(t, x)``: an MLP with SiLU activations (smooth, for the SDE)."""
+    return MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+
+
+def _flat_optimizer(opt: torch.optim.Optimizer | None) -> dict[str, Tensor]:
+    """An optimizer's state as a flat ``{name: tensor}`` dict (checkpoints hold tensors only)."""
+    if opt is None:
+        return {}
+    sd = opt.state_dict()
+    out = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            out[f"{idx}.{k}"] = v if isinstance(v, Tensor) else torch.tensor(v)
+    return out
+
+
+def _load_optimizer(opt: torch.optim.Optimizer | None, flat: dict[str, Tensor]) -> None:
+    if opt is None:
+        return
+    sd = opt.state_dict()
+    state: dict = {}
+    for key, v in flat.items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
 def solve_bridge(
     x0: Tensor,
     x1: Tensor,
@@ -117,47 +227,111 @@ def solve_bridge(
     interpolant: nn.Module | None = None,
     config: SBConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    checkpoint=None,
+    checkpoint_every: float = 30.0,
+    resume: bool = False,
 ):
     r"""Solve the Schrödinger bridge between samples ``x0`` and ``x1`` by max–min (SPEC §5).
 
     Args:
         x0, x1: source and target samples ``(n, d)`` (the sizes may differ).
         eps: the paper's eps (diffusion ``sqrt(2 eps) dW``), ``> 0``.
-        interpolant: a learnable interpolant (an ``nn.Module`` :class:`Interpolant`); default a
-            :class:`FourierInterpolant` with ``gamma_0 = sqrt(2 eps t(1-t))``.
+        interpolant: a learnable interpolant (an ``nn.Module`` :class:`Interpolant`); default
+            :func:`build_interpolant`.
         config: :class:`SBConfig`.
         progress: where progress lines go (default stderr).
+        checkpoint: file for the training state (networks, optimisers, random state, history,
+            Sinkhorn coupling), written atomically every ``checkpoint_every`` seconds of training
+            and at the end; ``None``: none.
+        checkpoint_every: seconds between checkpoints.
+        resume: continue from ``checkpoint`` when it exists (same data, eps and config give the
+            same continuation as an uninterrupted run, up to the step at which it stopped).
 
     Returns:
         :class:`~bridge.sb.result.BridgeResult`.
+
+    Raises:
+        ValueError: bad samples or eps, an unknown coupling, or a checkpoint from another problem.
+        bridge.ot.ConvergenceError: the Sinkhorn coupling did not converge.
     """
+    from ..checkpoint import load_checkpoint, save_checkpoint
     from .result import BridgeResult
 
     cfg = config if config is not None else SBConfig()
     eps = float(eps)
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps: expected a finite number > 0, got {eps!r}")
-    draw0, draw1 = _sampler(x0, "x0"), _sampler(x1, "x1")
+    _sampler(x0, "x0"), _sampler(x1, "x1")
+    if cfg.coupling not in COUPLINGS:
+        raise ValueError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {cfg.coupling!r}")
     if x0.shape[1] != x1.shape[1]:
         raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
     gen = torch.Generator().manual_seed(cfg.seed)
     if interpolant is None:
-        interpolant = FourierInterpolant(
-            cfg.n_modes, dim=d if cfg.diagonal else None, gamma=BrownianGamma(a=2.0 * eps), learn_gamma=cfg.learn_gamma
-        )
+        interpolant = build_interpolant(cfg, d, eps)
     if not (isinstance(interpolant, nn.Module) and isinstance(interpolant, Interpolant)):
         raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
     interpolant = interpolant.to(device)
-    u = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=gen).to(dtype=dtype, device=device)
+    u = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
     opt_in = torch.optim.Adam(u.parameters(), lr=cfg.lr_inner)
     outer_params = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
     t_range = (cfg.t_min, 1.0 - cfg.t_min)
+    problem = {"d": d, "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": asdict(cfg)}
+    problem["config"].pop("time_budget")  # a resumed run may get a new budget
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+
+    start = time.perf_counter()
+    elapsed0 = 0.0  # training time of earlier sessions (resume)
+    history: list = []
+    step, warm_done = 0, 0
+    restored = None
+    if resume and ckpt is not None and ckpt.is_file():
+        restored = load_checkpoint(ckpt)
+        if restored[1].get("problem") != problem:
+            raise ValueError(f"{ckpt}: checkpoint is from another problem or config; remove it or set resume=False")
+    if restored is not None and "coupling" in restored[0]:
+        cp = restored[0]["coupling"]
+        draw_pairs, coupling_info = _restore_pairs(cp["a"], cp["b"], cp["cdf"], gen), restored[1]["coupling_info"]
+    else:
+        draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, cfg, gen, say)
+
+    def state_now():
+        tensors = {
+            "drift": u.state_dict(),
+            "interpolant": interpolant.state_dict(),
+            "opt_inner": _flat_optimizer(opt_in),
+            "opt_outer": _flat_optimizer(opt_out),
+            "rng": {"generator": gen.get_state()},
+        }
+        if hasattr(draw_pairs, "tensors"):
+            tensors["coupling"] = draw_pairs.tensors
+        meta = {
+            "kind": "bridge-solve-state",
+            "problem": problem,
+            "coupling_info": coupling_info,
+            "step": step,
+            "warmup_done": warm_done,
+            "history": history,
+            "elapsed_s": elapsed0 + time.perf_counter() - start,
+        }
+        return tensors, meta
+
+    if restored is not None:
+        tensors, meta = restored
+        u.load_state_dict(tensors["drift"])
+        interpolant.load_state_dict(tensors["interpolant"])
+        _load_optimizer(opt_in, tensors["opt_inner"])
+        _load_optimizer(opt_out, tensors["opt_outer"])
+        gen.set_state(tensors["rng"]["generator"])
+        step, warm_done, history = int(meta["step"]), int(meta["warmup_done"]), list(meta["history"])
+        elapsed0 = float(meta["elapsed_s"])
+        say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
 
     def batch():
-        xa, xb = draw0(cfg.batch_size, gen), draw1(cfg.batch_size, gen)
+        xa, xb = draw_pairs(cfg.batch_size)
         t = sample_times(cfg.batch_size, t_range, generator=gen, dtype=dtype).to(device)
         z = torch.randn(xa.shape, generator=gen, dtype=dtype).to(device)
         return xa, xb, t, z
@@ -172,22 +346,32 @@ def solve_bridge(
         opt_in.step()
         return float(loss.detach())
 
-    start = time.perf_counter()
-    for _ in range(cfg.warmup_steps):
-        inner_step()
-    history = []
+    def elapsed():
+        return elapsed0 + time.perf_counter() - start
+
+    last_save = time.perf_counter()
+
+    def maybe_save(force: bool = False):
+        nonlocal last_save
+        if ckpt is not None and (force or time.perf_counter() - last_save >= checkpoint_every):
+            save_checkpoint(ckpt, *state_now())
+            last_save = time.perf_counter()
+
     stopped_by = "steps"
-    step = 0
-    for step in range(1, cfg.outer_steps + 1):
-        elapsed = time.perf_counter() - start
-        if cfg.time_budget is not None and elapsed >= cfg.time_budget:
-            stopped_by, step = "time_budget", step - 1
+    budget = cfg.time_budget
+    while warm_done < cfg.warmup_steps:
+        if budget is not None and elapsed() >= budget:
+            stopped_by = "time_budget"
             break
-        frac = (
-            step / cfg.outer_steps
-            if cfg.time_budget is None
-            else max(step / cfg.outer_steps, elapsed / cfg.time_budget)
-        )
+        inner_step()
+        warm_done += 1
+        maybe_save()
+    while stopped_by == "steps" and step < cfg.outer_steps:
+        if budget is not None and elapsed() >= budget:
+            stopped_by = "time_budget"
+            break
+        step += 1
+        frac = step / cfg.outer_steps if budget is None else max(step / cfg.outer_steps, elapsed() / budget)
         decay = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
         for grp in opt_in.param_groups:
             grp["lr"] = cfg.lr_inner * decay
@@ -195,7 +379,7 @@ def solve_bridge(
         for k in range(cfg.inner_steps):
             val = inner_step()
             first, last = (val, val) if k == 0 else (first, val)
-        if opt_out is not None:
+        if opt_out is not None and cfg.lr_outer > 0:
             for grp in opt_out.param_groups:
                 grp["lr"] = cfg.lr_outer * decay
             xa, xb, t, z = batch()
@@ -216,14 +400,15 @@ def solve_bridge(
                 "objective": value,
                 "kinetic": kinetic,
                 "inner_gap": first - last,
-                "wall_s": round(time.perf_counter() - start, 3),
+                "wall_s": round(elapsed(), 3),
             }
             history.append(rec)
             say(
                 f"[solve] outer {step:>6d}/{cfg.outer_steps}  objective {value:+.4f}  "
                 f"kinetic {kinetic:.4f}  inner gap {first - last:+.2e}  {rec['wall_s']:.1f}s"
             )
-    wall = time.perf_counter() - start
+        maybe_save()
+    maybe_save(force=True)
     u.eval()
     return BridgeResult(
         drift_net=u,
@@ -231,7 +416,8 @@ def solve_bridge(
         eps=eps,
         history=history,
         steps=step,
-        wall_s=wall,
+        wall_s=elapsed(),
         stopped_by=stopped_by,
         config=cfg,
+        coupling=coupling_info,
     )
