@@ -33,6 +33,7 @@ class BridgeResult:
     wall_s: float = 0.0
     stopped_by: str = "steps"
     config: object = None
+    coupling: dict = field(default_factory=dict)
 
     def drift(self, t: Tensor, x: Tensor) -> Tensor:
         """The SB drift ``u(t, x)``."""
