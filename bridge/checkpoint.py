@@ -34,11 +34,27 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, unsafe or of the wrong format."""
 
 
+def _default_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open(path, "w")`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def make_temp_beside(path: Path) -> str:
+    """A new empty temporary file next to ``path`` (same file system, so ``os.replace`` is atomic)
+    with the permissions an ordinary new file would get (``mkstemp`` alone gives ``0o600``)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, _default_mode())
+    return tmp
+
+
 def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = make_temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

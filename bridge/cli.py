@@ -8,6 +8,11 @@ Subcommands:
 * ``bridge likelihood --run DIR --data NAME|FILE --out DIR``: the per-point negative
   log-likelihood of data under a fit run's ODE or SDE model (SPEC §4), written to
   ``nll.npy`` and ``summary.json``.
+* ``bridge solve --source SRC --target TGT --eps EPS --out RUN_DIR``: the Schrödinger bridge by
+  max–min over interpolants (SPEC §5), checked against POT's entropic plan on held-out samples;
+  writes ``bridge.pt``, ``state.pt`` (resume), ``run.json``, ``report.json`` and four PNGs.
+* ``bridge sample --run RUN_DIR --source X0.npy --per-point K --out Y.npy``: K forward-SDE
+  samples of x1 for each row of X0 from a solved bridge, as float32 ``(n, K, d)``.
 
 This module is the only place with name -> object tables (interpolants, gamma schedules,
 solvers). Every user error ends in one line on stderr and exit status 2; no traceback.
@@ -145,6 +150,16 @@ def _positive_int(s):
     return v
 
 
+def _nonnegative_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
 def _eps_list(s):
     out = []
     for part in s.split(","):
@@ -204,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     f.add_argument("--quiet", action="store_true", help="no progress output")
     _add_likelihood_parser(sub)
+    _add_solve_parser(sub)
+    _add_sample_parser(sub)
     return p
 
 
@@ -225,6 +242,10 @@ def main(argv=None) -> int:
             return cmd_fit(args)
         if args.command == "likelihood":
             return cmd_likelihood(args)
+        if args.command == "solve":
+            return cmd_solve(args)
+        if args.command == "sample":
+            return cmd_sample(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -251,19 +272,20 @@ def _prepare_out(path: str) -> Path:
     return out
 
 
-def _load_pair(args, gen):
+def _load_pair(source, target, n_train, n_test, gen):
+    """Source and target samples (built-in names or files), each split into train and held-out rows."""
     from .data import DATASETS, check_same_dim, resolve_samples, split_train_test
 
-    n_total = args.n_train + args.n_test
-    x0 = resolve_samples(args.source, n_total, generator=gen)
-    x1 = resolve_samples(args.target, n_total, generator=gen)
-    check_same_dim(x0, x1, names=(f"--source {args.source}", f"--target {args.target}"))
+    n_total = n_train + n_test
+    x0 = resolve_samples(source, n_total, generator=gen)
+    x1 = resolve_samples(target, n_total, generator=gen)
+    check_same_dim(x0, x1, names=(f"--source {source}", f"--target {target}"))
     for name, x in (("--source", x0), ("--target", x1)):
         if x.shape[0] < 4:
             raise ValueError(f"{name}: need at least 4 samples to hold some out for testing, got {x.shape[0]}")
     # built-in sets were drawn at n_train + n_test; from a file hold out at most a quarter
-    n_test0 = args.n_test if args.source in DATASETS else min(args.n_test, x0.shape[0] // 4)
-    n_test1 = args.n_test if args.target in DATASETS else min(args.n_test, x1.shape[0] // 4)
+    n_test0 = n_test if source in DATASETS else min(n_test, x0.shape[0] // 4)
+    n_test1 = n_test if target in DATASETS else min(n_test, x1.shape[0] // 4)
     x0_tr, x0_te = split_train_test(x0, n_test0, generator=gen)
     x1_tr, x1_te = split_train_test(x1, n_test1, generator=gen)
     return x0_tr, x0_te, x1_tr, x1_te
@@ -294,7 +316,7 @@ def cmd_fit(args) -> int:
     out = _prepare_out(args.out)
     gen = torch.Generator().manual_seed(args.seed)
     t_start = time.perf_counter()
-    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args, gen)
+    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args.source, args.target, args.n_train, args.n_test, gen)
     d = x0_tr.shape[1]
     device = torch.device(args.device)
     _log(
@@ -717,6 +739,374 @@ def cmd_likelihood(args) -> int:
         f"[likelihood] NLL {summary['nll_nats']:.4f} nats ({summary['nll_bits_per_dim']:.4f} bits/dim) "
         f"+- {summary['stderr_nats'] or float('nan'):.4f}; {wall:.1f}s; wrote nll.npy, summary.json to {out}",
     )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# bridge solve / bridge sample
+# ----------------------------------------------------------------------------------------
+#: The run directory of `bridge solve` (README "Solving a bridge").
+RUN_FILES = {
+    "run.json": "the inputs: data, eps, seed, training-data fingerprint (checked on resume)",
+    "state.pt": "training state, written every 30 s and at the end; a rerun with the same --out resumes from it",
+    "bridge.pt": "the solved bridge (BridgeResult.save; read by `bridge sample` and BridgeResult.load)",
+    "report.json": "checks against POT's entropic plan on held-out samples, settings, timings, history",
+    "coupling.png": "x0 -> x1 lines: learned SDE vs POT's plan",
+    "marginals.png": "marginals at t = 0, 1/4, 1/2, 3/4, 1: learned SDE vs the Brownian-bridge mixture of POT's plan",
+    "coefficients.png": "alpha, beta, gamma of the learned interpolant",
+    "history.png": "objective and kinetic energy against the outer step",
+}
+#: SDE trajectories integrated at once by `bridge sample` (rows x samples per row).
+SAMPLE_CHUNK = 65536
+#: Seconds between checkpoints of `bridge solve`.
+CHECKPOINT_EVERY = 30.0
+
+
+def _add_solve_parser(sub) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="solve the Schrödinger bridge between two distributions (max-min over interpolants)",
+        description="Learn the Schrödinger bridge dX = u dt + sqrt(2 eps) dW from SOURCE to TARGET by max-min "
+        "over interpolants (SPEC §5), then check its coupling against POT's entropic plan (reg = 4 eps) on "
+        "held-out samples. RUN_DIR gets bridge.pt, state.pt, run.json, report.json, coupling.png, marginals.png, "
+        "coefficients.png and history.png. Rerunning with the same --out resumes from state.pt.",
+    )
+    p.add_argument("--source", required=True, help="built-in data set name or .npy/.npz/.csv file of shape (n, d)")
+    p.add_argument("--target", required=True, help="built-in data set name or .npy/.npz/.csv file of shape (n, d)")
+    p.add_argument(
+        "--eps",
+        required=True,
+        type=_positive_float,
+        help="the paper's eps > 0: the bridge's diffusion is sqrt(2 eps) dW (POT reg = 4 eps, geomloss blur = "
+        "sqrt(2 eps)); small eps approaches optimal transport",
+    )
+    p.add_argument("--out", required=True, help="run directory (created if needed; an existing state.pt is resumed)")
+    p.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        default=None,
+        help="hard wall-clock cap on training in seconds, earlier sessions of a resumed run included; "
+        "the result so far is saved and evaluated",
+    )
+    p.add_argument("--steps", type=_positive_int, default=None, help="outer steps (default: SBConfig.outer_steps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    t = p.add_argument_group("data and evaluation")
+    t.add_argument("--n-train", type=_positive_int, default=20000, help="training samples drawn from a built-in set")
+    t.add_argument(
+        "--eval-points",
+        type=_positive_int,
+        default=1000,
+        help="held-out points per side for report.json (from a file: at most a quarter of its rows; default 1000)",
+    )
+    t.add_argument(
+        "--eval-per-point", type=_positive_int, default=16, help="K SDE samples per held-out source point (default 16)"
+    )
+    t.add_argument("--sde-steps", type=_positive_int, default=500, help="Heun steps of the SDE (default 500)")
+    g = p.add_argument_group("solver settings (default: those of bridge.sb.SBConfig)")
+    g.add_argument("--coupling", default=None, choices=("independent", "sinkhorn"), help="how (x0, x1) pairs are drawn")
+    g.add_argument("--plan-size", type=_positive_int, default=None, help="points per side of the Sinkhorn coupling")
+    g.add_argument("--batch-size", type=_positive_int, default=None, help="Monte-Carlo batch per step")
+    g.add_argument("--warmup-steps", type=_nonnegative_int, default=None, help="inner steps before the first outer one")
+    g.add_argument("--inner-steps", type=_positive_int, default=None, help="inner steps per outer step")
+    g.add_argument("--hidden", type=_positive_int, default=None, help="width of the drift MLP")
+    g.add_argument("--depth", type=_positive_int, default=None, help="hidden layers of the drift MLP")
+    g.add_argument("--log-every", type=_nonnegative_int, default=None, help="history record every N outer steps")
+
+
+def _add_sample_parser(sub) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="sample the learned coupling of a `bridge solve` run",
+        description="K forward-SDE samples of x1 for each row of X0 from a solved bridge (RUN_DIR/bridge.pt), "
+        "written as a float32 array of shape (n, K, d) to Y.npy (atomically).",
+    )
+    p.add_argument("--run", required=True, help="directory of a `bridge solve` run")
+    p.add_argument("--source", required=True, help="starting points x0: .npy/.npz/.csv file of shape (n, d)")
+    p.add_argument("--per-point", required=True, type=_positive_int, help="K: samples of x1 per row of the source")
+    p.add_argument("--out", required=True, help="output .npy file (float32, shape (n, K, d))")
+    p.add_argument("--steps", type=_positive_int, default=500, help="Heun steps of the SDE (default 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _sb_config(args):
+    from .sb.solver import SBConfig
+
+    names = {
+        "steps": "outer_steps",
+        "time_budget": "time_budget",
+        "coupling": "coupling",
+        "plan_size": "plan_size",
+        "batch_size": "batch_size",
+        "warmup_steps": "warmup_steps",
+        "inner_steps": "inner_steps",
+        "hidden": "hidden",
+        "depth": "depth",
+        "log_every": "log_every",
+    }
+    given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    return SBConfig(seed=args.seed, **given)
+
+
+def _fingerprint(*xs) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for x in xs:
+        h.update(str(tuple(x.shape)).encode())
+        h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cmd_solve(args) -> int:
+    import dataclasses
+
+    import torch
+
+    from .checkpoint import CheckpointError, atomic_write_text
+    from .sb.report import evaluate_bridge, jsonable, package_versions, write_figures
+    from .sb.solver import solve_bridge
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device: cuda requested but torch reports no CUDA device")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out: {out} exists and is not a directory")
+    t_start = time.perf_counter()
+    gen = torch.Generator().manual_seed(args.seed)
+    x0_tr, x0_te, x1_tr, x1_te = _load_pair(args.source, args.target, args.n_train, args.eval_points, gen)
+    cfg = _sb_config(args)
+    d, device = x0_tr.shape[1], torch.device(args.device)
+    inputs = {
+        "kind": "bridge-solve-run",
+        "source": args.source,
+        "target": args.target,
+        "eps": args.eps,
+        "dim": d,
+        "seed": args.seed,
+        "n_train": [x0_tr.shape[0], x1_tr.shape[0]],
+        "n_eval": [x0_te.shape[0], x1_te.shape[0]],
+        "train_sha256": _fingerprint(x0_tr, x1_tr),
+    }
+    state = out / "state.pt"
+    resuming = state.is_file()
+    if resuming and (out / "run.json").is_file():
+        try:
+            before = json.loads((out / "run.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            before = {}
+        if before.get("train_sha256") not in (None, inputs["train_sha256"]) or before.get("eps") != args.eps:
+            raise ValueError(
+                f"--out: {state} was trained on other data or another eps (see {out / 'run.json'}); "
+                f"use a fresh --out or remove {state}"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        atomic_write_text(out / "run.json", json.dumps(inputs, indent=2))
+    _log(
+        args,
+        f"[solve] {args.source} -> {args.target}: d={d}, eps={args.eps:g}, {x0_tr.shape[0]}/{x1_tr.shape[0]} "
+        f"training and {x0_te.shape[0]}/{x1_te.shape[0]} held-out samples, {cfg.outer_steps} outer steps"
+        + (f", time budget {args.time_budget:g}s" if args.time_budget else "")
+        + (f"; resuming from {state}" if resuming else ""),
+    )
+    resume_lines = []
+
+    def progress(msg):
+        if "resumed" in msg:
+            resume_lines.append(msg)
+        _log(args, msg)
+
+    try:
+        res = solve_bridge(
+            x0_tr.to(device),
+            x1_tr.to(device),
+            args.eps,
+            config=cfg,
+            progress=progress,
+            checkpoint=state,
+            checkpoint_every=CHECKPOINT_EVERY,
+            resume=True,
+        )
+    except ValueError as exc:
+        if not (resuming and str(state) in str(exc)):
+            raise
+        why = (
+            "is not a loadable checkpoint"
+            if isinstance(exc, CheckpointError)
+            else "is from another problem or config (data size, eps, --steps or solver settings differ)"
+        )
+        raise ValueError(f"--out: {state} {why}; use a fresh --out or remove {state}") from None
+    session_s = time.perf_counter() - t_start
+    res.save(out / "bridge.pt")
+    _log(
+        args,
+        f"[solve] trained {res.steps} outer steps ({res.stopped_by}), {res.wall_s:.1f}s of training in all; "
+        f"saved {out / 'bridge.pt'}",
+    )
+
+    t_eval = time.perf_counter()
+    ev = evaluate_bridge(
+        res,
+        x0_te.to(device),
+        x1_te,
+        x1_floor=x1_tr[: x1_te.shape[0]],
+        per_point=args.eval_per_point,
+        sde_steps=args.sde_steps,
+        generator=torch.Generator(device=device).manual_seed(args.seed),
+        progress=lambda m: _log(args, m),
+    )
+    _log(args, "[solve] evaluation: figures")
+    figures = write_figures(ev, res, out)
+    eval_s = time.perf_counter() - t_eval
+    report = {
+        "kind": "bridge-solve-report",
+        "problem": {k: v for k, v in inputs.items() if k != "kind"},
+        "settings": ev.settings,
+        "metrics": ev.metrics,
+        "errors": ev.errors,
+        "not_computed": {
+            "cbw2_uvp": "needs the true conditional law of x1 given x0 (a closed form); samples only here",
+            "kde_kl": "SPEC §6's KDE-KL has no implementation in bridge.metrics yet",
+        },
+        "training": {
+            "outer_steps_done": res.steps,
+            "stopped_by": res.stopped_by,
+            "training_s_all_sessions": res.wall_s,
+            "resumed": resuming,
+            "resume_log": resume_lines[0] if resume_lines else None,
+            "coupling": res.coupling,
+            "config": dataclasses.asdict(cfg),
+            "history": res.history,
+        },
+        "sde_steps": args.sde_steps,
+        "timings": {
+            "training_s": res.wall_s,
+            "this_session_data_and_training_s": session_s,
+            "evaluation_s": eval_s,
+            "total_s": time.perf_counter() - t_start,
+        },
+        "seed": args.seed,
+        "device": args.device,
+        "versions": package_versions(),
+        "arguments": {k: v for k, v in vars(args).items() if k != "command"},
+        "files": {name: RUN_FILES[name] for name in ("run.json", "state.pt", "bridge.pt", "report.json", *figures)},
+    }
+    atomic_write_text(out / "report.json", json.dumps(jsonable(report), indent=2))
+    _summarise_solve(args, ev, out)
+    return 0
+
+
+def _summarise_solve(args, ev, out) -> None:
+    fmt = lambda v, spec=".4g": "n/a" if v is None else format(v, spec)
+    mod = ev.metrics["marginal"]["model"] or {}
+    floor = ev.metrics["marginal"]["noise_floor"] or {}
+    _log(
+        args,
+        f"[solve] X_1 vs held-out target: energy distance {fmt(mod.get('energy_distance'))} "
+        f"(floor {fmt(floor.get('energy_distance'))}), W2 {fmt(mod.get('w2'))} (floor {fmt(floor.get('w2'))}), "
+        f"BW2-UVP {fmt(mod.get('bw2_uvp'))}%",
+    )
+    cp = ev.metrics["coupling"]
+    if cp.get("available"):
+        _log(
+            args,
+            f"[solve] coupling vs POT: cross-covariance rel. error {fmt(cp.get('cross_covariance_rel_error'))}, "
+            f"barycentric-map L2-UVP {fmt(cp.get('barycentric_map_l2_uvp'))}%, transport cost "
+            f"{fmt(cp.get('model_transport_cost'))} vs {fmt(cp.get('pot_transport_cost'))}",
+        )
+    for what, msg in ev.errors.items():
+        _log(args, f"[solve] warning: {what}: {msg}")
+    kin = ev.metrics["kinetic"]
+    _log(
+        args,
+        f"[solve] kinetic energy {fmt(kin.get('path'))} along the SDE, {fmt(kin.get('last'))} in the last history "
+        f"record; KL(P || W) = KE / (4 eps) = {fmt(kin.get('kl_path'))}. Wrote {out / 'report.json'} and the figures",
+    )
+
+
+def _write_npy_atomic(path: Path, shape, fill) -> None:
+    """Create ``path`` as a float32 ``.npy`` of ``shape`` filled by ``fill(array)``, atomically.
+
+    The array is a memory map on a temporary file next to ``path`` (memory stays bounded),
+    moved into place with ``os.replace`` only when ``fill`` returns; on any error the temporary
+    file is removed and ``path`` is untouched.
+    """
+    import os
+
+    import numpy as np
+
+    from .checkpoint import make_temp_beside
+
+    tmp = make_temp_beside(path)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape))
+        fill(arr)
+        arr.flush()
+        del arr
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .data import load_samples
+    from .sb.result import BridgeResult
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device: cuda requested but torch reports no CUDA device")
+    run = Path(args.run)
+    if not run.is_dir():
+        raise FileNotFoundError(f"--run: {run} is not a directory")
+    if not (run / "bridge.pt").is_file():
+        raise FileNotFoundError(f"--run: {run} has no bridge.pt (not a finished `bridge solve` run)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out: {out} is a directory; expected the path of a .npy file")
+    if out.suffix.lower() != ".npy":
+        raise ValueError(f"--out: expected a file name ending in .npy, got {str(out)!r}")
+    device = torch.device(args.device)
+    res = BridgeResult.load(run / "bridge.pt", map_location=device)
+    x0 = load_samples(args.source)
+    d = int(res.drift_net.config["dim"])
+    if x0.shape[1] != d:
+        raise ValueError(f"--source: {args.source} has dimension {x0.shape[1]} but the run's bridge has dimension {d}")
+    n, k = x0.shape[0], args.per_point
+    dtype = next(res.drift_net.parameters()).dtype
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    rows = max(1, SAMPLE_CHUNK // k)
+    k_chunk = min(k, SAMPLE_CHUNK)
+    t_start = time.perf_counter()
+    _log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def fill(arr):
+        last = time.perf_counter()
+        for i in range(0, n, rows):
+            xb = x0[i : i + rows].to(device=device, dtype=dtype)
+            for j in range(0, k, k_chunk):
+                kk = min(k_chunk, k - j)
+                try:
+                    y = res.sample(xb, per_point=kk, steps=args.steps, generator=gen)
+                except FloatingPointError as exc:
+                    raise ValueError(f"--steps: the SDE diverged ({exc}); try more --steps") from None
+                arr[i : i + xb.shape[0], j : j + kk] = y.detach().cpu().float().numpy()
+            done = min(i + rows, n)
+            if done == n or time.perf_counter() - last > 5.0:
+                last = time.perf_counter()
+                _log(args, f"[sample] {done}/{n} points, {last - t_start:.1f}s")
+
+    _write_npy_atomic(out, (n, k, d), fill)
+    _log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
 
 

@@ -1,7 +1,15 @@
-"""The result of :func:`~bridge.sb.solver.solve_bridge`: the learned coupling, drift and interpolant."""
+"""The result of :func:`~bridge.sb.solver.solve_bridge`: the learned coupling, drift and interpolant.
+
+:meth:`BridgeResult.save` / :meth:`BridgeResult.load` store it as tensors plus JSON
+(:mod:`bridge.checkpoint`): the networks are rebuilt from the saved configuration with
+:func:`~bridge.sb.solver.build_drift` and :func:`~bridge.sb.solver.build_interpolant`, and
+loading never unpickles objects.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -9,7 +17,10 @@ from torch import Tensor, nn
 
 from ..interpolants.base import Interpolant
 
-__all__ = ["BridgeResult"]
+__all__ = ["BridgeResult", "RESULT_KIND"]
+
+#: ``meta["kind"]`` of a saved :class:`BridgeResult`.
+RESULT_KIND = "bridge-result"
 
 
 @dataclass
@@ -23,6 +34,7 @@ class BridgeResult:
         history: per logged outer step: objective, kinetic-energy estimate, inner gap, wall time.
         steps, wall_s, stopped_by: outer steps taken, training wall time, "steps" or "time_budget".
         config: the :class:`~bridge.sb.solver.SBConfig` used.
+        coupling: how the training pairs ``(x0, x1)`` were drawn (``solve_bridge``'s record).
     """
 
     drift_net: nn.Module
@@ -88,3 +100,111 @@ class BridgeResult:
 
     def config_dict(self) -> dict:
         return asdict(self.config) if self.config is not None else {}
+
+    def save(self, path) -> None:
+        """Write the result to ``path`` atomically: network weights as tensors, the rest as JSON.
+
+        Stored: the state dicts of ``drift_net`` and ``interpolant``, ``eps``, the dimension,
+        ``config`` (as a dict), ``history``, ``steps``, ``wall_s``, ``stopped_by`` and
+        ``coupling``. Only results whose networks :meth:`load` can rebuild from the config
+        (the default ones of :func:`~bridge.sb.solver.solve_bridge`) are accepted.
+
+        Raises:
+            ValueError: no config, or a drift / interpolant that the config does not describe
+                (e.g. a custom interpolant passed to ``solve_bridge``).
+
+        Example:
+            >>> # result.save("runs/sb/bridge.pt"); BridgeResult.load("runs/sb/bridge.pt")
+        """
+        from ..checkpoint import save_checkpoint
+        from .solver import SBConfig
+
+        if not isinstance(self.config, SBConfig):
+            raise ValueError(f"config: expected an SBConfig to save with, got {type(self.config).__name__}")
+        d = _dimension(self.drift_net)
+        state = {"drift": self.drift_net.state_dict(), "interpolant": self.interpolant.state_dict()}
+        drift, interp = _rebuild(self.config, d, float(self.eps))
+        for name, built in (("drift", drift), ("interpolant", interp)):
+            if not _same_layout(built.state_dict(), state[name]) or (
+                name == "interpolant" and type(built) is not type(self.interpolant)
+            ):
+                raise ValueError(
+                    f"{name}: not the network that build_{name}(config, d, ...) makes, so it could not be "
+                    "reloaded; save() supports results of solve_bridge with its default networks"
+                )
+        meta = {
+            "kind": RESULT_KIND,
+            "eps": float(self.eps),
+            "dim": d,
+            "dtype": str(next(iter(self.drift_net.parameters())).dtype).removeprefix("torch."),
+            "config": asdict(self.config),
+            "history": self.history,
+            "steps": int(self.steps),
+            "wall_s": float(self.wall_s),
+            "stopped_by": self.stopped_by,
+            "coupling": self.coupling,
+        }
+        save_checkpoint(path, state, meta)
+
+    @classmethod
+    def load(cls, path, *, map_location="cpu") -> BridgeResult:
+        """Read a result written by :meth:`save` (tensors and JSON only; nothing is unpickled).
+
+        The config is rebuilt as an :class:`~bridge.sb.solver.SBConfig` (keys it does not know
+        are ignored) and the networks with :func:`~bridge.sb.solver.build_drift` and
+        :func:`~bridge.sb.solver.build_interpolant`; the drift is returned in eval mode.
+
+        Raises:
+            bridge.checkpoint.CheckpointError: missing, unsafe or corrupt file, not a saved
+                result, or weights that do not fit the saved configuration.
+
+        Example:
+            >>> # res = BridgeResult.load("runs/sb/bridge.pt"); res.sample(x0, per_point=10)
+        """
+        from ..checkpoint import CheckpointError, load_checkpoint
+        from .solver import SBConfig
+
+        state, meta = load_checkpoint(path, map_location=map_location)
+        if meta.get("kind") != RESULT_KIND:
+            raise CheckpointError(f"{path}: not a saved bridge result (kind={meta.get('kind')!r})")
+        try:
+            eps, d = float(meta["eps"]), int(meta["dim"])
+            known = {f.name for f in dataclasses.fields(SBConfig)}
+            cfg = SBConfig(**{k: v for k, v in dict(meta["config"]).items() if k in known})
+            dtype = getattr(torch, str(meta.get("dtype", "float32")))
+            if not (math.isfinite(eps) and eps > 0 and d >= 1 and isinstance(dtype, torch.dtype)):
+                raise ValueError
+            drift, interp = _rebuild(cfg, d, eps)
+            drift = drift.to(dtype=dtype)
+            drift.load_state_dict(state["drift"])
+            interp.load_state_dict(state["interpolant"])
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+            raise CheckpointError(f"{path}: saved weights or settings do not fit a bridge result") from None
+        return cls(
+            drift_net=drift.to(map_location).eval(),
+            interpolant=interp.to(map_location),
+            eps=eps,
+            history=list(meta.get("history", [])),
+            steps=int(meta.get("steps", 0)),
+            wall_s=float(meta.get("wall_s", 0.0)),
+            stopped_by=str(meta.get("stopped_by", "steps")),
+            config=cfg,
+            coupling=dict(meta.get("coupling") or {}),
+        )
+
+
+def _dimension(net: nn.Module) -> int:
+    cfg = getattr(net, "config", None)
+    if isinstance(cfg, dict) and "dim" in cfg:
+        return int(cfg["dim"])
+    raise ValueError(f"drift_net: expected the MLP of build_drift (with a .config), got {type(net).__name__}")
+
+
+def _rebuild(cfg, d: int, eps: float):
+    from .solver import build_drift, build_interpolant
+
+    return build_drift(cfg, d), build_interpolant(cfg, d, eps)
+
+
+def _same_layout(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
