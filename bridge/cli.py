@@ -771,25 +771,38 @@ def _add_solve_parser(sub) -> None:
         "held-out samples. RUN_DIR gets bridge.pt, state.pt, run.json, report.json, coupling.png, marginals.png, "
         "coefficients.png and history.png. Rerunning with the same --out resumes from state.pt.",
     )
-    p.add_argument("--source", required=True, help="built-in data set name or .npy/.npz/.csv file of shape (n, d)")
-    p.add_argument("--target", required=True, help="built-in data set name or .npy/.npz/.csv file of shape (n, d)")
+    p.add_argument(
+        "--source", required=True, metavar="SRC", help="built-in data set name or .npy/.npz/.csv file of shape (n, d)"
+    )
+    p.add_argument(
+        "--target", required=True, metavar="TGT", help="built-in data set name or .npy/.npz/.csv file of shape (n, d)"
+    )
     p.add_argument(
         "--eps",
         required=True,
+        metavar="EPS",
         type=_positive_float,
         help="the paper's eps > 0: the bridge's diffusion is sqrt(2 eps) dW (POT reg = 4 eps, geomloss blur = "
         "sqrt(2 eps)); small eps approaches optimal transport",
     )
-    p.add_argument("--out", required=True, help="run directory (created if needed; an existing state.pt is resumed)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run directory (created if needed; an existing state.pt is resumed)",
+    )
     p.add_argument(
         "--time-budget",
         type=_positive_float,
         default=None,
+        metavar="SECONDS",
         help="hard wall-clock cap on training in seconds, earlier sessions of a resumed run included; "
         "the result so far is saved and evaluated",
     )
-    p.add_argument("--steps", type=_positive_int, default=None, help="outer steps (default: SBConfig.outer_steps)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps", type=_positive_int, default=None, metavar="N", help="outer steps (default: SBConfig.outer_steps)"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the data, the solver and the evaluation")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress output")
     t = p.add_argument_group("data and evaluation")
@@ -822,12 +835,16 @@ def _add_sample_parser(sub) -> None:
         description="K forward-SDE samples of x1 for each row of X0 from a solved bridge (RUN_DIR/bridge.pt), "
         "written as a float32 array of shape (n, K, d) to Y.npy (atomically).",
     )
-    p.add_argument("--run", required=True, help="directory of a `bridge solve` run")
-    p.add_argument("--source", required=True, help="starting points x0: .npy/.npz/.csv file of shape (n, d)")
-    p.add_argument("--per-point", required=True, type=_positive_int, help="K: samples of x1 per row of the source")
-    p.add_argument("--out", required=True, help="output .npy file (float32, shape (n, K, d))")
-    p.add_argument("--steps", type=_positive_int, default=500, help="Heun steps of the SDE (default 500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="directory of a `bridge solve` run")
+    p.add_argument(
+        "--source", required=True, metavar="X0.npy", help="starting points x0: .npy/.npz/.csv file of shape (n, d)"
+    )
+    p.add_argument(
+        "--per-point", required=True, type=_positive_int, metavar="K", help="samples of x1 per row of the source"
+    )
+    p.add_argument("--out", required=True, metavar="Y.npy", help="output .npy file (float32, shape (n, K, d))")
+    p.add_argument("--steps", type=_positive_int, default=500, metavar="N", help="Heun steps of the SDE (default 500)")
+    p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
