@@ -83,6 +83,8 @@ class SBConfig:
         time_budget: wall-clock cap in seconds (None: none).
         log_every: progress line every this many outer steps (0: silent).
         seed: seeds the networks' initialisation and every Monte-Carlo draw.
+        drift_form: ``"u"``: the MLP is ``u``; ``"endpoint"``: ``u = (D - x)/(1 - t)`` with the
+            MLP as ``D`` (:class:`EndpointDrift`), inner loss weighted by ``(1-t)^2``.
         threads: torch intra-op threads while solving (restored afterwards; None: leave torch's
             setting). The default 1 is deliberate: the solver's tensors are small (a batch of a
             few thousand rows through a small MLP), and on a busy 2-core machine torch's
@@ -115,6 +117,7 @@ class SBConfig:
     log_every: int = 200
     seed: int = 0
     threads: int | None = 1
+    drift_form: str = "u"
     coupling: str = "sinkhorn"
     plan_size: int = 2048
     plan_tol: float = 1e-3
@@ -196,9 +199,34 @@ def build_interpolant(cfg: SBConfig, d: int, eps: float) -> FourierInterpolant:
     )
 
 
-def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> MLP:
-    """The inner variable ``u(t, x)``: an MLP with SiLU activations (smooth, for the SDE)."""
-    return MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+class EndpointDrift(nn.Module):
+    r"""``u(t, x) = (D(t, x) - x) / (1 - t)``: the drift through an endpoint predictor ``D``.
+
+    For the Brownian-bridge interpolant the SB drift is exactly this with
+    ``D = E[x_1 | x_t = x]`` (SPEC §5: ``(x_1 - x_t)/(1 - t)`` is the conditional drift), so the
+    ``1/(1-t)`` stiffness near ``t = 1`` is analytic instead of learned. Any drift can be written
+    this way (``D = x + (1-t) u``).
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        # the solver trains on t <= 1 - t_min; a sampler's last stage may ask for t = 1
+        return (self.net(t, x) - x) / (1.0 - t).clamp_min(1e-3).unsqueeze(-1)
+
+
+DRIFT_FORMS = ("u", "endpoint")
+
+
+def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
+    """The inner variable ``u(t, x)``: an MLP with SiLU activations (smooth, for the SDE), used
+    directly (``drift_form="u"``) or through :class:`EndpointDrift`."""
+    if cfg.drift_form not in DRIFT_FORMS:
+        raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
+    net = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+    return net if cfg.drift_form == "u" else EndpointDrift(net)
 
 
 def _flat_optimizer(opt: torch.optim.Optimizer | None) -> dict[str, Tensor]:
@@ -359,7 +387,12 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         xa, xb, t, z = batch()
         with torch.no_grad():  # the interpolant is held fixed in the inner step
             s = interpolant.sample(t, xa, xb, z)
-        loss = _objective(u, s, eps).mean()
+        per = _objective(u, s, eps)
+        if cfg.drift_form == "endpoint":
+            # same pointwise minimiser; (1-t)^2 turns it into the regression of D on
+            # x_t + (1-t) * target, whose variance stays bounded as t -> 1
+            per = per * (1.0 - s.t).pow(2)
+        loss = per.mean()
         opt_in.zero_grad(set_to_none=True)
         loss.backward()
         opt_in.step()
