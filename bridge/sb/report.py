@@ -425,7 +425,8 @@ def plot_coefficients(result: BridgeResult, path, *, points: int = 101) -> None:
     import matplotlib.pyplot as plt
 
     t = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
-    curves = result.coefficient_curves(t)
+    param = next(result.interpolant.parameters(), None)  # evaluate where the coefficients live (CUDA runs)
+    curves = result.coefficient_curves(t.to(param.device) if param is not None else t)
     eps = float(result.eps)
     base = {
         "alpha": (1 - t, "1 - t"),
