@@ -1094,7 +1094,7 @@ def cmd_sample(args) -> int:
     device = torch.device(args.device)
     res = BridgeResult.load(run / "bridge.pt", map_location=device)
     x0 = load_samples(args.source)
-    d = int(res.drift_net.config["dim"])
+    d = res.dim
     if x0.shape[1] != d:
         raise ValueError(f"--source: {args.source} has dimension {x0.shape[1]} but the run's bridge has dimension {d}")
     n, k = x0.shape[0], args.per_point

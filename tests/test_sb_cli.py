@@ -234,10 +234,13 @@ def test_resume_refuses_another_config_and_keeps_state(run_dir, capsys):
     assert (run_dir / "state.pt").read_bytes() == state and (run_dir / "report.json").read_text() == report
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("drift_form", ["u", "endpoint"])
+def test_save_load_round_trip(tmp_path, drift_form):
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(100, 3, generator=g), torch.randn(100, 3, generator=g) + 1.0
-    cfg = SBConfig(outer_steps=3, warmup_steps=1, batch_size=16, hidden=8, log_every=1, plan_size=32)
+    cfg = SBConfig(
+        outer_steps=3, warmup_steps=1, batch_size=16, hidden=8, log_every=1, plan_size=32, drift_form=drift_form
+    )
     res = solve_bridge(x0, x1, 0.7, config=cfg, progress=lambda m: None)
     res.save(tmp_path / "b.pt")
     back = BridgeResult.load(tmp_path / "b.pt")
@@ -247,6 +250,7 @@ def test_save_load_round_trip(tmp_path):
     curves, curves_back = res.coefficient_curves(t), back.coefficient_curves(t)
     assert all(torch.equal(curves[k], curves_back[k]) for k in curves)
     assert back.config == cfg and back.eps == 0.7 and back.history == res.history and back.steps == 3
+    assert back.dim == 3 and type(back.drift_net) is type(res.drift_net)
     assert back.coupling == res.coupling and back.stopped_by == res.stopped_by and back.wall_s == res.wall_s
     y1 = res.sample(x[:4], per_point=2, steps=5, generator=torch.Generator().manual_seed(1))
     y2 = back.sample(x[:4], per_point=2, steps=5, generator=torch.Generator().manual_seed(1))

@@ -47,6 +47,11 @@ class BridgeResult:
     config: object = None
     coupling: dict = field(default_factory=dict)
 
+    @property
+    def dim(self) -> int:
+        """The data dimension ``d`` (of the drift's MLP)."""
+        return _dimension(self.drift_net)
+
     def drift(self, t: Tensor, x: Tensor) -> Tensor:
         """The SB drift ``u(t, x)``."""
         return self.drift_net(t, x)
@@ -121,7 +126,7 @@ class BridgeResult:
 
         if not isinstance(self.config, SBConfig):
             raise ValueError(f"config: expected an SBConfig to save with, got {type(self.config).__name__}")
-        d = _dimension(self.drift_net)
+        d = self.dim
         state = {"drift": self.drift_net.state_dict(), "interpolant": self.interpolant.state_dict()}
         drift, interp = _rebuild(self.config, d, float(self.eps))
         for name, built in (("drift", drift), ("interpolant", interp)):
@@ -194,10 +199,14 @@ class BridgeResult:
 
 
 def _dimension(net: nn.Module) -> int:
-    cfg = getattr(net, "config", None)
-    if isinstance(cfg, dict) and "dim" in cfg:
-        return int(cfg["dim"])
-    raise ValueError(f"drift_net: expected the MLP of build_drift (with a .config), got {type(net).__name__}")
+    """Data dimension of a drift built by ``build_drift``: the MLP inside it (possibly wrapped,
+    e.g. the endpoint form) records it in its ``config``."""
+    from ..models import MLP
+
+    for m in net.modules():
+        if isinstance(m, MLP):
+            return int(m.config["dim"])
+    raise ValueError(f"drift_net: expected a network made by build_drift (an MLP inside), got {type(net).__name__}")
 
 
 def _rebuild(cfg, d: int, eps: float):
