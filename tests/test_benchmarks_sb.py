@@ -1,0 +1,67 @@
+"""Smoke test of benchmarks/sb.py (one tiny problem, second-long budgets) and its own minibatch plan."""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmarks_sb", ROOT / "benchmarks" / "sb.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
+
+
+TINY = ["--problems", "gauss2", "--budget", "0.5", "--n-train", "300", "--test-points", "6", "--per-point", "8"]
+TINY += ["--cov-points", "300", "--sde-steps", "4", "--sf2m-impl", "own", "--threads", "0"]
+
+
+def test_one_problem_all_methods(bench, tmp_path, capsys):
+    out = tmp_path / "sb.json"
+    bench.main(TINY + ["--out", str(out)])
+    rec = json.loads(out.read_text())
+    (prob,) = rec["problems"]
+    assert set(prob["methods"]) == {"bridge", "pot", "sf2m"}
+    for res in prob["methods"].values():
+        assert "error" not in res, res.get("error")
+        assert math.isfinite(res["cbw2_uvp"]) and math.isfinite(res["cross_cov_error"])
+    assert prob["methods"]["bridge"]["cbw2_uvp_ratio_to_bridge"] == 1.0
+    assert prob["floor"]["cbw2_uvp"] > 0 and prob["floor"]["cross_cov_error"] > 0
+    assert "own implementation" in rec["sf2m_implementation"][0]
+    table = capsys.readouterr().out
+    assert "| gauss2 | exact samples (floor) |" in table and "| gauss2 | SF2M (own) |" in table
+
+
+def test_failed_method_is_recorded(bench, tmp_path, capsys, monkeypatch):
+    def broken(prob, args):
+        raise RuntimeError("Sinkhorn did not converge")
+
+    monkeypatch.setitem(bench.METHODS, "pot", broken)
+    out = tmp_path / "sb.json"
+    bench.main(TINY + ["--methods", "pot", "--out", str(out)])
+    res = json.loads(out.read_text())["problems"][0]["methods"]["pot"]
+    assert res == {"error": "RuntimeError: Sinkhorn did not converge"}
+    assert "failed: RuntimeError: Sinkhorn did not converge" in capsys.readouterr().out
+
+
+def test_minibatch_plan_matches_pot(bench):
+    # the SF2M fallback's own Sinkhorn against POT's log-domain solver (bridge.ot.entropic_plan)
+    from bridge.ot import entropic_plan
+
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g, dtype=torch.float64)
+    eps = 0.25
+    plan, err = bench.minibatch_plan(x0, x1, 4 * eps, tol=1e-9, max_iter=5000)
+    ref = entropic_plan(x0, x1, eps, tol=1e-9)
+    assert err <= 1e-9
+    torch.testing.assert_close(plan, ref.plan, rtol=0, atol=1e-9)
