@@ -220,7 +220,8 @@ def main(argv=None):
         ess = f" (ESS {r['median_ess']:.0f})" if "median_ess" in r else ""
         print(
             f"| {r['d']} | {r['method']}{ess} | {r['divergence']} | {r['mean_abs_err_nats']:.2e} | "
-            f"{_fmt(r['mean_stderr_nats'], '.2e')} | {_fmt(r['mean_stderr_nats_per_dim'], '.1e')} | {r['wall_s']:.2f} | "
+            f"{_fmt(r['mean_stderr_nats'], '.2e')} | {_fmt(r['mean_stderr_nats_per_dim'], '.1e')} | "
+            f"{r['wall_s']:.2f} | "
             f"{r['time_vs_exact']:.2f} | {r['field_rows_per_point']} |"
         )
     goal = [r for r in rows if r["d"] == 128 and r["method"] == "ode" and r["probes"] == 16]

@@ -885,7 +885,7 @@ def cmd_solve(args) -> int:
 
     from .checkpoint import CheckpointError, atomic_write_text
     from .sb.report import evaluate_bridge, jsonable, package_versions, write_figures
-    from .sb.solver import solve_bridge
+    from .sb.solver import CheckpointMismatchError, solve_bridge
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch reports no CUDA device")
@@ -948,13 +948,11 @@ def cmd_solve(args) -> int:
             checkpoint_every=CHECKPOINT_EVERY,
             resume=True,
         )
-    except ValueError as exc:
-        if not (resuming and str(state) in str(exc)):
-            raise
+    except (CheckpointError, CheckpointMismatchError) as exc:
         why = (
             "is not a loadable checkpoint"
             if isinstance(exc, CheckpointError)
-            else "is from another problem or config (data size, eps, --steps or solver settings differ)"
+            else "is from another problem or config (data, eps or solver settings differ)"
         )
         raise ValueError(f"--out: {state} {why}; use a fresh --out or remove {state}") from None
     session_s = time.perf_counter() - t_start

@@ -227,7 +227,7 @@ def test_resume_refuses_another_config_and_keeps_state(run_dir, capsys):
     state = (run_dir / "state.pt").read_bytes()
     report = (run_dir / "report.json").read_text()
     args = ["solve", "--source", "gaussian", "--target", "moons", "--eps", str(EPS), "--out", str(run_dir)]
-    rc, err = _main_error([*args, "--steps", "7", *TINY, "--quiet"], capsys)  # another --steps
+    rc, err = _main_error([*args, "--steps", "6", *TINY, "--hidden", "9", "--quiet"], capsys)  # another network
     _one_line(rc, err, "fresh --out")
     rc, err = _main_error([*args, "--steps", "6", *TINY, "--seed", "3", "--quiet"], capsys)  # other training data
     _one_line(rc, err, "fresh --out")

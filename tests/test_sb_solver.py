@@ -1,5 +1,6 @@
 """The SB max–min objective (SPEC §5, SI 3.39) and a short solve on a 1-D Gaussian problem."""
 
+import dataclasses
 import math
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from bridge.interpolants import Linear
 from bridge.reference import InterpolantOracle, gaussian
 from bridge.sb import SBConfig, sb_objective, solve_bridge
+from bridge.sb.solver import CheckpointMismatchError
 
 DT = torch.float64
 
@@ -75,7 +77,9 @@ def test_resume_after_interruption_continues_exactly(tmp_path, coupling):
     """An interrupted solve leaves a usable checkpoint; resuming it gives the uninterrupted result."""
     g = torch.Generator().manual_seed(2)
     x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
-    cfg = SBConfig(outer_steps=12, warmup_steps=3, batch_size=32, hidden=8, log_every=1, coupling=coupling, plan_size=100)
+    cfg = SBConfig(
+        outer_steps=12, warmup_steps=3, batch_size=32, hidden=8, log_every=1, coupling=coupling, plan_size=100
+    )
     full = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
 
     class Interrupt(Exception):
@@ -106,3 +110,18 @@ def test_resume_refuses_a_checkpoint_of_another_problem(tmp_path):
     solve_bridge(x, x + 1, 0.5, config=cfg, checkpoint=ckpt, progress=lambda m: None)
     with pytest.raises(ValueError, match="another problem"):
         solve_bridge(x, x + 1, 0.7, config=cfg, checkpoint=ckpt, resume=True, progress=lambda m: None)
+
+
+def test_resume_extends_a_finished_run_and_checks_the_data(tmp_path):
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(100, 2, generator=g), torch.randn(100, 2, generator=g) + 1
+    cfg = SBConfig(outer_steps=4, warmup_steps=1, batch_size=16, hidden=8, log_every=1, plan_size=50)
+    ckpt = tmp_path / "state.pt"
+    solve_bridge(x0, x1, 0.5, config=cfg, checkpoint=ckpt, progress=lambda m: None)
+    longer = dataclasses.replace(cfg, outer_steps=6)
+    res = solve_bridge(x0, x1, 0.5, config=longer, checkpoint=ckpt, resume=True, progress=lambda m: None)
+    assert res.steps == 6 and [h["step"] for h in res.history] == list(range(1, 7))
+    other = x1.clone()
+    other[0, 0] += 1e-3  # same shapes, other data
+    with pytest.raises(CheckpointMismatchError, match="another problem"):
+        solve_bridge(x0, other, 0.5, config=longer, checkpoint=ckpt, resume=True, progress=lambda m: None)

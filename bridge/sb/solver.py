@@ -16,6 +16,7 @@ odd in ``z`` and multiplies ``u(x+) - u(x-) = O(gamma)``, so its variance stays 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -32,7 +33,7 @@ from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
 from ..models import MLP
 
-__all__ = ["SBConfig", "build_drift", "build_interpolant", "sb_objective", "solve_bridge"]
+__all__ = ["CheckpointMismatchError", "SBConfig", "build_drift", "build_interpolant", "sb_objective", "solve_bridge"]
 
 
 def sb_objective(
@@ -124,6 +125,18 @@ class SBConfig:
 
 
 COUPLINGS = ("independent", "sinkhorn")
+
+
+class CheckpointMismatchError(ValueError):
+    """``resume=True`` found a checkpoint of another problem (data, eps or solver settings)."""
+
+
+def _data_digest(x0: Tensor, x1: Tensor) -> str:
+    h = hashlib.sha256()
+    for x in (x0, x1):
+        h.update(str((tuple(x.shape), str(x.dtype))).encode())
+        h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.Generator, say):
@@ -278,14 +291,19 @@ def solve_bridge(
             Sinkhorn coupling), written atomically every ``checkpoint_every`` seconds of training
             and at the end; ``None``: none.
         checkpoint_every: seconds between checkpoints.
-        resume: continue from ``checkpoint`` when it exists (same data, eps and config give the
-            same continuation as an uninterrupted run, up to the step at which it stopped).
+        resume: continue from ``checkpoint`` when it exists. The same data, eps and config give
+            the same continuation as an uninterrupted run; ``time_budget``, ``outer_steps``
+            (to extend a finished run), ``threads`` and ``log_every`` may change. An interrupted
+            run (Ctrl-C, a killed process) keeps its last checkpoint, at most ``checkpoint_every``
+            seconds old; the interrupted step itself is not saved, so the file is always a
+            consistent state.
 
     Returns:
         :class:`~bridge.sb.result.BridgeResult`.
 
     Raises:
-        ValueError: bad samples or eps, an unknown coupling, or a checkpoint from another problem.
+        ValueError: bad samples or eps, an unknown coupling.
+        CheckpointMismatchError: ``resume`` with a checkpoint of another problem.
         bridge.ot.ConvergenceError: the Sinkhorn coupling did not converge.
     """
     cfg = config if config is not None else SBConfig()
@@ -326,8 +344,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
     t_range = (cfg.t_min, 1.0 - cfg.t_min)
     problem = {"d": d, "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": asdict(cfg)}
-    for key in ("time_budget", "threads", "log_every"):  # a resumed run may change these
+    for key in ("time_budget", "threads", "log_every", "outer_steps"):  # a resumed run may change these
         problem["config"].pop(key)
+    problem["data_sha256"] = _data_digest(x0, x1)
     ckpt = Path(checkpoint) if checkpoint is not None else None
 
     start = time.perf_counter()
@@ -338,7 +357,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     if resume and ckpt is not None and ckpt.is_file():
         restored = load_checkpoint(ckpt)
         if restored[1].get("problem") != problem:
-            raise ValueError(f"{ckpt}: checkpoint is from another problem or config; remove it or set resume=False")
+            raise CheckpointMismatchError(
+                f"{ckpt}: checkpoint is from another problem (data, eps or config); remove it or set resume=False"
+            )
     if restored is not None and "coupling" in restored[0]:
         cp = restored[0]["coupling"]
         draw_pairs, coupling_info = _restore_pairs(cp["a"], cp["b"], cp["cdf"], gen), restored[1]["coupling_info"]
