@@ -548,12 +548,13 @@ ONE_SIDED_T_MAX = ETA_SAMPLING_T_RANGE[1]
 def _add_likelihood_parser(sub) -> None:
     p = sub.add_parser(
         "likelihood",
-        help="negative log-likelihood of data under a fit run's ODE or SDE model",
+        help="negative log-likelihood of data under a fit or solve run's ODE or SDE model",
         description="Per-point negative log-likelihood (nats) of data points under the ODE or SDE model "
-        "of a `bridge fit` run (SPEC §4). Writes nll.npy, nll_stderr.npy and summary.json to OUT. "
+        "of a `bridge fit` run, or the SDE of a `bridge solve` run (SPEC §4; Feynman-Kac only, since a solve "
+        "learns u = b + eps s and not b and s apart). Writes nll.npy, nll_stderr.npy and summary.json to OUT. "
         "Needs a run whose source has a known density (--source gaussian, N(0, I)).",
     )
-    p.add_argument("--run", required=True, help="directory of a `bridge fit` run")
+    p.add_argument("--run", required=True, help="directory of a `bridge fit` or `bridge solve` run")
     p.add_argument("--data", required=True, help="points: .npy/.npz/.csv file of shape (n, d), or a built-in name")
     p.add_argument("--out", required=True, help="output directory (created if needed)")
     p.add_argument("--n", type=_positive_int, default=1000, help="points drawn when --data is a built-in name")
@@ -575,7 +576,13 @@ def _add_likelihood_parser(sub) -> None:
     p.add_argument("--probes", type=_positive_int, default=4, help="Hutchinson probes per point (default 4)")
     p.add_argument("--distribution", default="rademacher", choices=("rademacher", "gaussian"), help="probe law")
     p.add_argument("--paths", type=_positive_int, default=16, help="SDE paths per point (default 16)")
-    p.add_argument("--eps", type=_positive_float, default=1.0, help="SDE diffusion level (paper's eps; default 1)")
+    p.add_argument(
+        "--eps",
+        type=_positive_float,
+        default=None,
+        help="SDE diffusion level (paper's eps; default 1 for `bridge fit` runs, the solve's eps for "
+        "`bridge solve` runs)",
+    )
     p.add_argument("--steps", type=_positive_int, default=100, help="time steps (fixed-step solvers; default 100)")
     p.add_argument(
         "--solver",
@@ -612,6 +619,65 @@ def _finite_or_none(v):
     return v if math.isfinite(v) else None
 
 
+class _SolveRunFields:
+    """The fields of a `bridge solve` run for the likelihood estimators: the SB drift ``u`` is the
+    forward drift ``b_F = b + eps s`` at the solve's eps (SPEC §5), so it is passed as the drift
+    with a zero score at that eps; ``b`` and ``s`` separately are not learned."""
+
+    has_drift = True
+    has_score = True
+
+    def __init__(self, result):
+        self.result = result
+
+    def drift(self, t, x):
+        return self.result.drift(t, x)
+
+    @staticmethod
+    def score(t, x):
+        return x.new_zeros(x.shape)
+
+    def to(self, dtype):
+        self.result.drift_net.to(dtype=dtype)
+        return self
+
+
+def _load_solve_run_for_likelihood(args, device):
+    """Fields and metadata of a `bridge solve` run, or a one-line reason why the requested
+    estimator cannot use it."""
+    from .sb.result import BridgeResult
+
+    run_dir = Path(args.run)
+    if args.method == "ode":
+        raise ValueError(
+            "--method ode: the ODE needs the probability-flow drift b, and `bridge solve` learns only the SB "
+            "drift u = b + eps s (SPEC §5); use --method sde --estimator fk"
+        )
+    if args.estimator == "ito":
+        raise ValueError(
+            "--estimator ito: the backward-Ito estimator needs the score s on its own, and `bridge solve` "
+            "learns only u = b + eps s; use --estimator fk"
+        )
+    result = BridgeResult.load(run_dir / "bridge.pt", map_location=device)
+    if args.eps is not None and not math.isclose(args.eps, result.eps, rel_tol=1e-12):
+        raise ValueError(
+            f"--eps: the bridge's drift belongs to its eps {result.eps:g}; omit --eps or pass {result.eps:g}"
+        )
+    args.eps = result.eps
+    try:
+        inputs = json.loads((run_dir / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        inputs = {}
+    fields = _SolveRunFields(result)
+    meta = {
+        "dim": result.dim,
+        "fields": ["u"],
+        "source": inputs.get("source"),
+        "sde_model": f"the solved bridge's SDE dX = u dt + sqrt(2 eps) dW, eps {result.eps:g}",
+    }
+    return fields, meta
+
+
 def cmd_likelihood(args) -> int:
     import numpy as np
     import torch
@@ -633,7 +699,12 @@ def cmd_likelihood(args) -> int:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     solver_name, solver = _likelihood_solver(args)
     t_start = time.perf_counter()
-    fields, meta = load_fit_run(args.run, map_location=device)
+    run_dir = Path(args.run)
+    if (run_dir / "bridge.pt").is_file() and not (run_dir / "checkpoint.pt").is_file():
+        fields, meta = _load_solve_run_for_likelihood(args, device)
+    else:
+        fields, meta = load_fit_run(args.run, map_location=device)
+        args.eps = 1.0 if args.eps is None else args.eps
     d, learned = int(meta["dim"]), list(meta["fields"])
     if meta.get("source") != "gaussian":
         raise ValueError(
@@ -653,16 +724,18 @@ def cmd_likelihood(args) -> int:
         raise ValueError(f"--data: {args.data} has dimension {x.shape[1]} but the run's model has dimension {d}")
     out = _prepare_out(args.out)
 
+    if isinstance(fields, _SolveRunFields):
+        fields.to(dtype)
     for name in ("b", "v", "s", "eta"):
-        net = getattr(fields, name)
+        net = getattr(fields, name, None)
         if net is not None:
             net.to(dtype=dtype)
-    if fields.x1_mean is not None:
+    if getattr(fields, "x1_mean", None) is not None:
         fields.x1_mean = fields.x1_mean.to(dtype=dtype, device=device)
     # fields from eta are singular where the noise scale vanishes (s = -eta / gamma at t = 0, 1;
     # -eta / alpha at t = 1 one-sided; gamma_dot eta for the mirror): stay inside, as `bridge fit` does
     t_range = (0.0, 1.0)
-    if "eta" in learned:
+    if "eta" in learned and hasattr(fields, "interpolant"):
         t_range = (0.0, ONE_SIDED_T_MAX) if fields.interpolant.one_sided else ETA_SAMPLING_T_RANGE
     if args.divergence == "exact":
         div = Exact()
@@ -704,7 +777,9 @@ def cmd_likelihood(args) -> int:
         "mc_stderr_nats": _finite_or_none(nll_se.pow(2).sum().sqrt() / n),
         "method": args.method,
         "estimator": None if args.method == "ode" else args.estimator,
-        "model": "ODE (probability flow)" if args.method == "ode" else f"forward SDE (b + eps s), eps {args.eps:g}",
+        "model": "ODE (probability flow)"
+        if args.method == "ode"
+        else meta.get("sde_model", f"forward SDE (b + eps s), eps {args.eps:g}"),
         "divergence": args.divergence,
         "probes": args.probes if args.divergence == "hutchinson" else None,
         "paths": args.paths if args.method == "sde" else None,

@@ -331,3 +331,24 @@ def test_python_m_and_console_script_agree(tmp_path):
         pytest.skip("bridge console script not installed next to this Python")
     s = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300)
     assert (s.returncode, s.stderr) == (r.returncode, r.stderr)
+
+
+def test_likelihood_of_a_solve_run(run_dir, tmp_path, capsys):
+    """`bridge likelihood` uses a solve run's SDE (Feynman-Kac) and says which field is missing otherwise."""
+    like = ["likelihood", "--run", str(run_dir), "--data", "moons", "--n", "6", "--steps", "5", "--paths", "4"]
+    out = tmp_path / "nll"
+    assert main([*like, "--out", str(out), "--method", "sde", "--estimator", "fk", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eps"] == EPS and "u dt" in summary["model"] and summary["fields"] == ["u"]
+    nll = np.load(out / "nll.npy")
+    assert nll.shape == (6,) and np.isfinite(nll).all()
+    assert math.isclose(summary["nll_nats"], float(nll.mean()), rel_tol=1e-9)
+    rc, err = _main_error([*like, "--out", str(tmp_path / "a"), "--method", "ode"], capsys)
+    _one_line(rc, err, "probability-flow drift b")
+    rc, err = _main_error([*like, "--out", str(tmp_path / "b"), "--method", "sde", "--estimator", "ito"], capsys)
+    _one_line(rc, err, "score s")
+    rc, err = _main_error(
+        [*like, "--out", str(tmp_path / "c"), "--method", "sde", "--estimator", "fk", "--eps", "1"], capsys
+    )
+    _one_line(rc, err, "omit --eps")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
