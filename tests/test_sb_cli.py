@@ -234,7 +234,7 @@ def test_resume_refuses_another_config_and_keeps_state(run_dir, capsys):
     assert (run_dir / "state.pt").read_bytes() == state and (run_dir / "report.json").read_text() == report
 
 
-@pytest.mark.parametrize("drift_form", ["u", "endpoint"])
+@pytest.mark.parametrize("drift_form", ["u", "endpoint", "b,eta"])
 def test_save_load_round_trip(tmp_path, drift_form):
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(100, 3, generator=g), torch.randn(100, 3, generator=g) + 1.0

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from bridge.interpolants import Linear
+from bridge.interpolants import BrownianGamma, Linear
 from bridge.reference import InterpolantOracle, gaussian
 from bridge.sb import SBConfig, sb_objective, solve_bridge
-from bridge.sb.solver import CheckpointMismatchError
+from bridge.sb.solver import CheckpointMismatchError, TwoNetDrift, build_interpolant
 
 DT = torch.float64
 
@@ -125,3 +125,24 @@ def test_resume_extends_a_finished_run_and_checks_the_data(tmp_path):
     other[0, 0] += 1e-3  # same shapes, other data
     with pytest.raises(CheckpointMismatchError, match="another problem"):
         solve_bridge(x0, other, 0.5, config=longer, checkpoint=ckpt, resume=True, progress=lambda m: None)
+
+
+def test_two_network_drift_is_the_forward_drift():
+    """TwoNetDrift(b, eta) with the exact b and eta_z of a Gaussian interpolant equals the oracle's
+    b + eps s, with gamma read from the (zero-parameter, i.e. linear Brownian-bridge) Fourier interpolant."""
+    eps = 0.7
+    fourier = build_interpolant(SBConfig(), 2, eps)
+    oracle = InterpolantOracle(
+        Linear(gamma=BrownianGamma(a=2 * eps)),
+        gaussian([0.0, 1.0], [1.0, 0.5]),
+        gaussian([2.0, -1.0], [[2.0, 0.5], [0.5, 1.0]]),
+    )
+    drift = TwoNetDrift(oracle.b, oracle.eta, t_min=1e-3).bind(fourier, eps)
+    g = torch.Generator().manual_seed(3)
+    t = 0.01 + 0.98 * torch.rand(64, generator=g, dtype=DT)
+    x = torch.randn(64, 2, generator=g, dtype=DT)
+    assert torch.allclose(drift(t, x), oracle.b(t, x) + eps * oracle.s(t, x), atol=1e-10, rtol=1e-8)
+    assert torch.allclose(drift.score(t, x), oracle.s(t, x), atol=1e-10, rtol=1e-8)
+    # the ends are clamped to [t_min, 1 - t_min], where gamma > 0
+    ends = torch.tensor([0.0, 1.0], dtype=DT)
+    assert torch.isfinite(drift(ends, x[:2])).all()

@@ -212,7 +212,10 @@ def _dimension(net: nn.Module) -> int:
 def _rebuild(cfg, d: int, eps: float):
     from .solver import build_drift, build_interpolant
 
-    return build_drift(cfg, d), build_interpolant(cfg, d, eps)
+    drift, interp = build_drift(cfg, d), build_interpolant(cfg, d, eps)
+    if hasattr(drift, "bind"):  # the two-network form reads gamma from the interpolant
+        drift.bind(interp, eps)
+    return drift, interp
 
 
 def _same_layout(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:

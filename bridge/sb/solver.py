@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..interpolants.base import Interpolant
+from ..interpolants.base import Interpolant, bcast
 from ..interpolants.learnable import FourierInterpolant
 from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
@@ -85,7 +85,9 @@ class SBConfig:
         log_every: progress line every this many outer steps (0: silent).
         seed: seeds the networks' initialisation and every Monte-Carlo draw.
         drift_form: ``"u"``: the MLP is ``u``; ``"endpoint"``: ``u = (D - x)/(1 - t)`` with the
-            MLP as ``D`` (:class:`EndpointDrift`), inner loss weighted by ``(1-t)^2``.
+            MLP as ``D`` (:class:`EndpointDrift`), inner loss weighted by ``(1-t)^2``;
+            ``"b,eta"``: the two-network form, ``u = b - eps eta_z / gamma``
+            (:class:`TwoNetDrift`; also gives ``b`` and the score).
         threads: torch intra-op threads while solving (restored afterwards; None: leave torch's
             setting). The default 1 is deliberate: the solver's tensors are small (a batch of a
             few thousand rows through a small MLP), and on a busy 2-core machine torch's
@@ -230,7 +232,48 @@ class EndpointDrift(nn.Module):
         return (self.net(t, x) - x) / (1.0 - t).clamp_min(1e-3).unsqueeze(-1)
 
 
-DRIFT_FORMS = ("u", "endpoint")
+class TwoNetDrift(nn.Module):
+    r"""The two-network form (SPEC §5): ``b`` and the denoiser ``eta_z = E[z | x_t]`` learned
+    apart, ``u = b_F = b + eps s`` with ``s = -eta_z / gamma`` (SPEC §2).
+
+    The denoiser's regression target ``z`` has unit variance at every ``t``, whereas the target
+    of ``u`` carries ``eps z / gamma``, whose variance blows up at both ends; this is the
+    noise-prediction trick that also makes SF2M's score head well conditioned. The drift is
+    evaluated at ``t`` clamped to ``[t_min, 1 - t_min]`` (``gamma`` vanishes at the ends).
+    Call :meth:`bind` with the interpolant (for ``gamma``) and eps before use.
+    """
+
+    def __init__(self, b: nn.Module, eta: nn.Module, t_min: float):
+        super().__init__()
+        self.b, self.eta = b, eta
+        self.t_min = float(t_min)
+        self._gamma = None
+        self.eps = None
+
+    def bind(self, interpolant: Interpolant, eps: float) -> TwoNetDrift:
+        object.__setattr__(self, "_gamma", interpolant.gamma)  # not a submodule: no duplicate parameters
+        self.eps = float(eps)
+        return self
+
+    def _clamp(self, t: Tensor) -> Tensor:
+        return t.clamp(self.t_min, 1.0 - self.t_min)
+
+    def score(self, t: Tensor, x: Tensor) -> Tensor:
+        """``s(t, x) = -eta_z(t, x) / gamma(t)``."""
+        t = self._clamp(t)
+        # detached: u is the inner variable, held fixed when the outer step moves gamma
+        g = bcast(self._gamma(t.to(torch.float64)).detach().to(x.dtype), x)
+        return -self.eta(t, x) / g
+
+    def velocity(self, t: Tensor, x: Tensor) -> Tensor:
+        """The interpolant's drift ``b(t, x)`` (the probability-flow ODE's velocity)."""
+        return self.b(self._clamp(t), x)
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.velocity(t, x) + self.eps * self.score(t, x)
+
+
+DRIFT_FORMS = ("u", "endpoint", "b,eta")
 
 
 def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
@@ -239,6 +282,9 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
     if cfg.drift_form not in DRIFT_FORMS:
         raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
     net = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+    if cfg.drift_form == "b,eta":
+        eta = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+        return TwoNetDrift(net, eta, cfg.t_min)
     return net if cfg.drift_form == "u" else EndpointDrift(net)
 
 
@@ -339,6 +385,8 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
     interpolant = interpolant.to(device)
     u = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
+    if isinstance(u, TwoNetDrift):
+        u.bind(interpolant, eps)
     opt_in = torch.optim.Adam(u.parameters(), lr=cfg.lr_inner)
     outer_params = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
@@ -408,7 +456,12 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         xa, xb, t, z = batch()
         with torch.no_grad():  # the interpolant is held fixed in the inner step
             s = interpolant.sample(t, xa, xb, z)
-        per = _objective(u, s, eps)
+        if isinstance(u, TwoNetDrift):
+            # L_b + L_eta (SPEC §2): same minimisers as L_b + eps^2 L_s, the score through eta
+            per = quadratic_loss(u.b, s, s.drift_even, s.drift_odd, antithetic=True)
+            per = per + quadratic_loss(u.eta, s, torch.zeros_like(s.noise), s.noise, antithetic=True)
+        else:
+            per = _objective(u, s, eps)
         if cfg.drift_form == "endpoint":
             # same pointwise minimiser; (1-t)^2 turns it into the regression of D on
             # x_t + (1-t) * target, whose variance stays bounded as t -> 1
