@@ -146,3 +146,25 @@ def test_two_network_drift_is_the_forward_drift():
     # the ends are clamped to [t_min, 1 - t_min], where gamma > 0
     ends = torch.tensor([0.0, 1.0], dtype=DT)
     assert torch.isfinite(drift(ends, x[:2])).all()
+
+
+def test_several_plans_use_disjoint_subsets():
+    """plan_count plans on disjoint subsets: pairs come from one plan each, and together they use
+    plan_count * plan_size points per side."""
+    from bridge.sb.solver import _pair_sampler
+
+    g = torch.Generator().manual_seed(5)
+    x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
+    cfg = SBConfig(plan_size=50, plan_count=3)
+    draw, info = _pair_sampler(x0, x1, 0.5, cfg, g, lambda m: None)
+    assert info["plan_count"] == 3 and info["plan_size"] == [50, 50] and info["plan_marginal_error"] <= 1e-2
+    a, b = draw(20000)
+    rows0 = {tuple(r) for r in a.tolist()}
+    assert 100 < len(rows0) <= 150  # more than one plan's points, no more than three plans'
+    subset_of_a = {tuple(r): k for k in range(3) for r in draw.a[k].tolist()}
+    subset_of_b = {tuple(r): k for k in range(3) for r in draw.b[k].tolist()}
+    assert all(
+        subset_of_a[tuple(p)] == subset_of_b[tuple(q)] for p, q in zip(a[:500].tolist(), b[:500].tolist(), strict=True)
+    )
+    with pytest.raises(ValueError, match="plan_count"):
+        _pair_sampler(x0, x1, 0.5, SBConfig(plan_count=0), g, lambda m: None)

@@ -110,6 +110,8 @@ class SBConfig:
             of the empirical plan; the outer loop then only has to remove its finite-sample bias.
         plan_size: training points per side in the Sinkhorn coupling (the plan costs
             ``plan_size^2`` memory and time).
+        plan_count: independent plans on disjoint subsets of ``plan_size`` points per side, so
+            that the coupling sees up to ``plan_count * plan_size`` training points.
         plan_tol: accepted L1 marginal error of that plan (ten times more stops the solve).
     """
 
@@ -132,6 +134,7 @@ class SBConfig:
     drift_form: str = "b,eta"
     coupling: str = "sinkhorn"
     plan_size: int = 2048
+    plan_count: int = 1
     plan_tol: float = 1e-3
 
 
@@ -158,30 +161,46 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     from ..ot import ConvergenceError, entropic_potentials
 
     t0 = time.perf_counter()
-    k0, k1 = min(cfg.plan_size, x0.shape[0]), min(cfg.plan_size, x1.shape[0])
-    a = x0[torch.randperm(x0.shape[0], generator=gen)[:k0].to(x0.device)]
-    b = x1[torch.randperm(x1.shape[0], generator=gen)[:k1].to(x1.device)]
-    # a sampler needs the plan's rows, not a certificate: 1e-3 of the mass misplaced is far below
-    # the finite-sample bias; a plan that is grossly off stops the solve (never a silent fallback)
-    pots = entropic_potentials(a, b, eps, start="anneal", tol=cfg.plan_tol, max_iter=300, check=False)
-    if not pots.marginal_error <= 10 * cfg.plan_tol:
-        raise ConvergenceError(
-            f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at eps = {eps:g};"
-            " use a smaller plan_size or coupling='independent'"
-        )
-    # row i of the plan, normalised: pi(y_j | x_i); sampled by inverting its CDF
-    cdf = pots.log_conditional(a).exp_().cumsum_(dim=1)
-    cdf = (cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64)
+    count = cfg.plan_count
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"plan_count: expected an int >= 1, got {count!r}")
+    k0 = min(cfg.plan_size, x0.shape[0] // count)
+    k1 = min(cfg.plan_size, x1.shape[0] // count)
+    if min(k0, k1) < 2:
+        raise ValueError(f"plan_count: {count} plans leave fewer than 2 points per plan; lower it")
+    perm0 = torch.randperm(x0.shape[0], generator=gen).to(x0.device)
+    perm1 = torch.randperm(x1.shape[0], generator=gen).to(x1.device)
+    As, Bs, cdfs, errs, iters = [], [], [], [], []
+    for k in range(count):  # disjoint subsets: together they use count * plan_size points per side
+        a = x0[perm0[k * k0 : (k + 1) * k0]]
+        b = x1[perm1[k * k1 : (k + 1) * k1]]
+        # a sampler needs the plan's rows, not a certificate: 1e-3 of the mass misplaced is far below
+        # the finite-sample bias; a plan that is grossly off stops the solve (never a silent fallback)
+        pots = entropic_potentials(a, b, eps, start="anneal", tol=cfg.plan_tol, max_iter=300, check=False)
+        if not pots.marginal_error <= 10 * cfg.plan_tol:
+            raise ConvergenceError(
+                f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
+                f"eps = {eps:g}; use a smaller plan_size or coupling='independent'"
+            )
+        # row i of the plan, normalised: pi(y_j | x_i); sampled by inverting its CDF
+        cdf = pots.log_conditional(a).exp_().cumsum_(dim=1)
+        cdfs.append((cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64))
+        As.append(a)
+        Bs.append(b)
+        errs.append(pots.marginal_error)
+        iters.append(pots.n_iter)
+    a, b, cdf = torch.stack(As), torch.stack(Bs), torch.stack(cdfs)
     info = {
         "coupling": "sinkhorn",
         "plan_size": [k0, k1],
-        "plan_solver": pots.solver,
-        "plan_marginal_error": pots.marginal_error,
-        "plan_iterations": pots.n_iter,
+        "plan_count": count,
+        "plan_solver": "geomloss",
+        "plan_marginal_error": max(errs),
+        "plan_iterations": max(iters),
         "plan_wall_s": round(time.perf_counter() - t0, 3),
     }
     say(
-        f"[solve] Sinkhorn coupling on {k0} x {k1} points: marginal error {pots.marginal_error:.1e}, "
+        f"[solve] Sinkhorn coupling: {count} plan(s) on {k0} x {k1} points, marginal error <= {max(errs):.1e}, "
         f"{info['plan_wall_s']:.1f}s"
     )
 
@@ -196,10 +215,12 @@ class _PlanPairs:
         self.tensors = {"a": a, "b": b, "cdf": cdf}
 
     def __call__(self, n: int):
-        i = torch.randint(0, self.a.shape[0], (n,), generator=self.gen).to(self.a.device)
+        count, k0, k1 = self.cdf.shape
+        p = torch.randint(0, count, (n,), generator=self.gen).to(self.a.device)
+        i = torch.randint(0, k0, (n,), generator=self.gen).to(self.a.device)
         v = torch.rand(n, 1, generator=self.gen, dtype=self.cdf.dtype).to(self.cdf.device)
-        j = torch.searchsorted(self.cdf[i], v).squeeze(1).clamp_(max=self.b.shape[0] - 1)
-        return self.a[i], self.b[j]
+        j = torch.searchsorted(self.cdf[p, i], v).squeeze(1).clamp_(max=k1 - 1)
+        return self.a[p, i], self.b[p, j]
 
 
 def _restore_pairs(a: Tensor, b: Tensor, cdf: Tensor, gen: torch.Generator) -> _PlanPairs:
