@@ -110,8 +110,12 @@ class SBConfig:
             of the empirical plan; the outer loop then only has to remove its finite-sample bias.
         plan_size: training points per side in the Sinkhorn coupling (the plan costs
             ``plan_size^2`` memory and time).
-        plan_count: independent plans on disjoint subsets of ``plan_size`` points per side, so
-            that the coupling sees up to ``plan_count * plan_size`` training points.
+        plan_count: at most this many independent plans on disjoint subsets of ``plan_size``
+            points per side (as many as the data fill), so that the coupling sees up to
+            ``plan_count * plan_size`` training points. Measured on the Gaussian d = 5 benchmark
+            problem (10000 points per side, 60 s): one plan 0.935% cBW2-UVP and 3.9%
+            cross-covariance error, four plans 0.672% and 3.0% (floor 0.556% and 2.65%; SF2M
+            0.680% and 3.7%), although the four plans took 32 s of the 60.
         plan_tol: accepted L1 marginal error of that plan (ten times more stops the solve).
     """
 
@@ -134,7 +138,7 @@ class SBConfig:
     drift_form: str = "b,eta"
     coupling: str = "sinkhorn"
     plan_size: int = 2048
-    plan_count: int = 1
+    plan_count: int = 4
     plan_tol: float = 1e-3
 
 
@@ -164,6 +168,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     count = cfg.plan_count
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"plan_count: expected an int >= 1, got {count!r}")
+    count = max(1, min(count, min(x0.shape[0], x1.shape[0]) // cfg.plan_size))  # only as many as the data fill
     k0 = min(cfg.plan_size, x0.shape[0] // count)
     k1 = min(cfg.plan_size, x1.shape[0] // count)
     if min(k0, k1) < 2:
