@@ -209,7 +209,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
         f"{info['plan_wall_s']:.1f}s"
     )
 
-    return _restore_pairs(a, b, cdf, gen), info
+    return _PlanPairs(a, b, cdf, gen), info
 
 
 class _PlanPairs:
@@ -226,10 +226,6 @@ class _PlanPairs:
         v = torch.rand(n, 1, generator=self.gen, dtype=self.cdf.dtype).to(self.cdf.device)
         j = torch.searchsorted(self.cdf[p, i], v).squeeze(1).clamp_(max=k1 - 1)
         return self.a[p, i], self.b[p, j]
-
-
-def _restore_pairs(a: Tensor, b: Tensor, cdf: Tensor, gen: torch.Generator) -> _PlanPairs:
-    return _PlanPairs(a, b, cdf, gen)
 
 
 def _sampler(x: Tensor, name: str):
@@ -445,7 +441,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             )
     if restored is not None and "coupling" in restored[0]:
         cp = restored[0]["coupling"]
-        draw_pairs, coupling_info = _restore_pairs(cp["a"], cp["b"], cp["cdf"], gen), restored[1]["coupling_info"]
+        draw_pairs, coupling_info = _PlanPairs(cp["a"], cp["b"], cp["cdf"], gen), restored[1]["coupling_info"]
     else:
         draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, cfg, gen, say)
 
