@@ -96,7 +96,8 @@ class EntropicPotentials:
             the potentials define.
         n_iter: Sinkhorn iterations performed.
         converged: ``marginal_error <= tol``.
-        solver: ``"pot"`` or ``"geomloss"``.
+        solver: ``"pot"`` (:func:`entropic_plan`), ``"geomloss"`` or ``"anneal"``
+            (:func:`entropic_potentials` with that ``start``).
 
     Example:
         >>> import torch
@@ -392,7 +393,7 @@ def entropic_potentials(
             pykeops (geomloss's tensorised backend spends most of its time outside the sweeps).
 
     Returns:
-        :class:`EntropicPotentials` (``solver="geomloss"``).
+        :class:`EntropicPotentials` (``solver`` is the ``start`` used).
 
     Example:
         >>> import torch
@@ -452,5 +453,5 @@ def entropic_potentials(
             f"reg = 4 eps = {reg:g}; raise max_iter or scaling"
         )
     return EntropicPotentials(
-        x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver="geomloss"
+        x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver=start
     )
