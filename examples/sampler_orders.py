@@ -14,6 +14,7 @@ The order is the least-squares slope of log(error) against log(step size).
     python examples/sampler_orders.py        # about 10 s on a CPU
 """
 
+import argparse
 import math
 
 import torch
@@ -43,6 +44,9 @@ def sde_variance(drift, eps, steps, solver):
 
 
 def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="accepted for CI; the full run is already ~10 s")
+    p.parse_args()
     oracle = InterpolantOracle(Linear(), gaussian([M0], C0), gaussian([M1], C1))
     fields = oracle.fields()
     x0 = torch.linspace(-2.0, 2.0, 9, dtype=DT).unsqueeze(1)

@@ -7,6 +7,7 @@ about 1% of C).
 
     python examples/sb_gaussian_1d.py                      # 600 outer steps, under a minute
     python examples/sb_gaussian_1d.py --outer-steps 2000   # a few minutes
+    python examples/sb_gaussian_1d.py --quick              # a few seconds (CI)
 """
 
 import argparse
@@ -22,9 +23,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--outer-steps", type=int, default=600)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="100 outer steps on 4000 points (CI)")
     args = p.parse_args()
+    if args.quick:
+        args.outer_steps = 100
     g = torch.Generator().manual_seed(args.seed)
-    n, eps, A, B = 20000, 0.5, 1.0, 4.0
+    n, eps, A, B = (4000 if args.quick else 20000), 0.5, 1.0, 4.0
     x0 = math.sqrt(A) * torch.randn(n, 1, generator=g)
     x1 = 2.0 + math.sqrt(B) * torch.randn(n, 1, generator=g)
     r = 2 * eps
