@@ -231,4 +231,9 @@ class Fields:
         e = eps_value(eps, t, x)
         if not callable(eps) and float(eps) == 0.0:
             return self.drift(t, x)
+        it = self.interpolant
+        if self.b is None and self.v is not None and it.has_latent_noise and self.has_score:
+            # b = v - gamma gamma_dot s: evaluate the score once for both terms
+            s = self.score(t, x)
+            return b_from_v_s(self.v(t, x), s, it.gamma_gamma_dot(t)) + sign * e * s
         return self.drift(t, x) + sign * e * self.score(t, x)

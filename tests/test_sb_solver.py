@@ -214,3 +214,20 @@ def test_solve_bridge_recovers_the_gaussian_sb(d):
     Bdd = B.double()
     se_v = ((Bd[:, None] * Bd[None, :] + Bdd**2) * (1 / n + 1 / N)).sqrt()
     assert ((torch.cov(y.T).reshape(d, d) - Bdd).abs() <= 4 * se_v).all(), torch.cov(y.T)
+
+
+def test_a_budget_eaten_by_the_coupling_is_reported_not_silent():
+    """With a time budget smaller than the Sinkhorn plans take, only one plan is built (later plans
+    would exceed their share of the budget) and the untrained result comes with a warning."""
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g) + 2
+    cfg = SBConfig(plan_size=200, plan_count=4, time_budget=1e-4, log_every=0, hidden=8, depth=1)
+    with pytest.warns(RuntimeWarning) as caught:
+        res = solve_bridge(x0, x1, 0.5, config=cfg)
+    messages = [str(w.message) for w in caught]
+    assert any("the whole time budget" in m for m in messages) and any("no outer steps" in m for m in messages)
+    assert res.steps == 0 and res.stopped_by == "time_budget"
+    assert res.coupling["plan_count"] == 1 and res.coupling["plan_count_limited_by_time_budget"]
+    # without a budget all four plans are built
+    res = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, time_budget=None, outer_steps=1, warmup_steps=0))
+    assert res.coupling["plan_count"] == 4 and not res.coupling["plan_count_limited_by_time_budget"]

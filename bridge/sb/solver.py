@@ -20,6 +20,7 @@ import hashlib
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -157,8 +158,15 @@ def _data_digest(x0: Tensor, x1: Tensor) -> str:
     return h.hexdigest()
 
 
+PLAN_BUDGET_SHARE = 0.25  # with a time budget, stop adding plans once they would take more than this share
+
+
 def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.Generator, say):
-    """``draw(n) -> (x0, x1)`` pairs from the configured coupling, and a record of how."""
+    """``draw(n) -> (x0, x1)`` pairs from the configured coupling, and a record of how.
+
+    With ``cfg.time_budget`` set, plans after the first are only built while the plans so far,
+    plus one more at their average cost, stay within ``PLAN_BUDGET_SHARE`` of the budget (the
+    plan time counts against the budget), so that training keeps most of it."""
     if cfg.coupling == "independent":
         draw0, draw1 = _sampler(x0, "x0"), _sampler(x1, "x1")
         return (lambda n: (draw0(n, gen), draw1(n, gen))), {"coupling": "independent"}
@@ -176,7 +184,12 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     perm0 = torch.randperm(x0.shape[0], generator=gen).to(x0.device)
     perm1 = torch.randperm(x1.shape[0], generator=gen).to(x1.device)
     As, Bs, cdfs, errs, iters = [], [], [], [], []
+    budget, limited = cfg.time_budget, False
     for k in range(count):  # disjoint subsets: together they use count * plan_size points per side
+        spent = time.perf_counter() - t0
+        if k > 0 and budget is not None and spent * (k + 1) / k > PLAN_BUDGET_SHARE * budget:
+            limited = True
+            break
         a = x0[perm0[k * k0 : (k + 1) * k0]]
         b = x1[perm1[k * k1 : (k + 1) * k1]]
         # a sampler needs the plan's rows, not a certificate: 1e-3 of the mass misplaced is far below
@@ -195,10 +208,12 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
         errs.append(pots.marginal_error)
         iters.append(pots.n_iter)
     a, b, cdf = torch.stack(As), torch.stack(Bs), torch.stack(cdfs)
+    count = len(As)
     info = {
         "coupling": "sinkhorn",
         "plan_size": [k0, k1],
         "plan_count": count,
+        "plan_count_limited_by_time_budget": limited,
         "plan_solver": "geomloss",
         "plan_marginal_error": max(errs),
         "plan_iterations": max(iters),
@@ -207,7 +222,15 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     say(
         f"[solve] Sinkhorn coupling: {count} plan(s) on {k0} x {k1} points, marginal error <= {max(errs):.1e}, "
         f"{info['plan_wall_s']:.1f}s"
+        + (f" (fewer plans: they would take > {PLAN_BUDGET_SHARE:.0%} of the time budget)" if limited else "")
     )
+    if budget is not None and info["plan_wall_s"] >= budget:
+        warnings.warn(
+            f"solve_bridge: the Sinkhorn coupling took {info['plan_wall_s']:.3g}s, the whole time budget of "
+            f"{budget:g}s: no training step will run; raise time_budget or lower plan_size",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     return _PlanPairs(a, b, cdf, gen), info
 
@@ -566,6 +589,13 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             )
         maybe_save()
     maybe_save(force=True)
+    if step == 0 and stopped_by == "time_budget":
+        msg = (
+            f"solve_bridge: the time budget ({budget:g}s) ran out after {warm_done} warm-up and no outer steps; "
+            "the result is barely trained"
+        )
+        say(f"[solve] warning: {msg[len('solve_bridge: ') :]}")
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
     u.eval()
     return BridgeResult(
         drift_net=u,
