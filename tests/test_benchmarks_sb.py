@@ -26,6 +26,7 @@ TINY = ["--problems", "gauss2", "--budget", "0.5", "--n-train", "300", "--test-p
 TINY += ["--cov-points", "300", "--sde-steps", "4", "--sf2m-impl", "own", "--threads", "0"]
 
 
+@pytest.mark.filterwarnings("ignore:solve_bridge. the time budget:RuntimeWarning")  # a 0.5 s budget on purpose
 def test_one_problem_all_methods(bench, tmp_path, capsys):
     out = tmp_path / "sb.json"
     bench.main(TINY + ["--out", str(out)])
