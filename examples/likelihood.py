@@ -42,8 +42,8 @@ def main():
         covs=torch.tensor([[[0.3, 0.1], [0.1, 0.2]], [[0.2, 0.0], [0.0, 0.4]], [[0.25, -0.1], [-0.1, 0.25]]]).double(),
     )
     source = standard_normal(2)
-    n, n_test = (4000, 200) if args.quick else (10000, 500)
-    steps = 200 if args.quick else 1500
+    n, n_test = (4000, 200) if args.quick else (10000, 300)
+    steps = 200 if args.quick else 1000
     x0 = source.sample(n, generator=g).float()
     x1 = target.sample(n, generator=g).float()
     test = target.sample(n_test, generator=g).float()
@@ -77,7 +77,7 @@ def main():
             generator=g,
         )
         rows.append((name, float(-r.log_density.mean()), float(r.log_density.std() / n_test**0.5)))
-    paths, sde_steps = (8, 50) if args.quick else (16, 100)
+    paths, sde_steps = (8, 50) if args.quick else (8, 100)
     ito = backward_ito_log_density(
         fit.fields.drift, fit.fields.score, test, eps=0.5, log_rho0=log_rho0, paths=paths, steps=sde_steps, generator=g
     )

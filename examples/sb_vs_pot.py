@@ -33,7 +33,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(args.seed)
-    n, n_test = (2000, 300) if args.quick else (8000, 500)
+    n, n_test = (2000, 300) if args.quick else (4000, 400)
     x0, x1 = eight_gaussians(n + n_test, generator=g), moons(2 * n_test + n, generator=g)
     x0_train, x0_test = x0[:n], x0[n:]
     x1_train, x1_test, x1_floor = x1[:n], x1[n : n + n_test], x1[n + n_test :]
@@ -41,7 +41,7 @@ def main():
     if args.quick:
         cfg = SBConfig(outer_steps=30, warmup_steps=30, log_every=10, plan_size=800, seed=args.seed)
     else:
-        cfg = SBConfig(outer_steps=600, log_every=100, seed=args.seed)
+        cfg = SBConfig(outer_steps=200, plan_size=1024, plan_count=2, log_every=50, seed=args.seed)
     t0 = time.perf_counter()
     res = solve_bridge(x0_train, x1_train, args.eps, config=cfg, progress=print)
     print(f"solved: {res.steps} outer steps in {time.perf_counter() - t0:.1f} s")
@@ -52,8 +52,8 @@ def main():
         x0_test,
         x1_test,
         x1_floor=x1_floor,
-        per_point=4 if args.quick else 32,
-        sde_steps=50 if args.quick else 300,
+        per_point=4 if args.quick else 16,
+        sde_steps=50 if args.quick else 100,
         sinkhorn_points=300 if args.quick else 1000,
         generator=g,
         progress=print,
