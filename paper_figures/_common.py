@@ -5,6 +5,7 @@ Every figure module defines
 * ``NAME`` (str) and ``PAPER`` (str): the paper figure it reproduces, or ``"new"``;
 * ``compute(args, log) -> (arrays: dict[str, np.ndarray], record: dict)``: the experiment.
   ``args`` has ``quick`` (bool), ``seed`` (int), ``out`` (Path); ``log`` prints progress.
+  :func:`run_figure` runs it with one torch thread (restored afterwards).
   ``record`` holds the config and key numbers (JSON-serialisable), including
   ``record["findings"]``: a dict ``{finding: bool}`` of the paper's qualitative claims checked;
 * ``plot(arrays, record, out_dir) -> list[Path]``: draws PNGs from cached data only;
@@ -28,6 +29,8 @@ from types import ModuleType
 
 import numpy as np
 
+from bridge.interpolants import BrownianGamma, QuadraticGamma, SinSquaredGamma, ZeroGamma
+
 DEFAULT_OUT = Path("paper_figures/out")
 
 # One palette for every figure: the same method / eps / gamma gets the same colour everywhere.
@@ -43,6 +46,19 @@ COLORS = {
     "target": "#ff7f0e",
 }
 EPS_COLORS = {0.0: "#1f77b4", 0.5: "#ff7f0e", 1.0: "#2ca02c", 2.5: "#d62728"}
+# The gamma schedules the paper compares (SI 7.1, Fig. 6), by the keys of GAMMA_COLORS.
+GAMMAS = {
+    "zero": ZeroGamma,
+    "sqrt(t(1-t))": BrownianGamma,
+    "t(1-t)": QuadraticGamma,
+    "sin^2(pi t)": SinSquaredGamma,
+}
+GAMMA_LABELS = {
+    "zero": r"$\gamma = 0$",
+    "sqrt(t(1-t))": r"$\gamma = \sqrt{t(1-t)}$",
+    "t(1-t)": r"$\gamma = t(1-t)$",
+    "sin^2(pi t)": r"$\gamma = \sin^2(\pi t)$",
+}
 GAMMA_COLORS = {
     "zero": "#1f77b4",
     "sqrt(t(1-t))": "#ff7f0e",
@@ -111,8 +127,15 @@ def run_figure(module: ModuleType, argv: list[str] | None = None) -> dict:
         record = json.loads(js.read_text())
     else:
         out.mkdir(parents=True, exist_ok=True)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small tensors on a shared machine: one thread is faster and comparable
         t0 = time.perf_counter()
-        arrays, record = module.compute(args, log)
+        try:
+            arrays, record = module.compute(args, log)
+        finally:
+            torch.set_num_threads(threads)
         wall = time.perf_counter() - t0
         record = {
             "figure": module.NAME,

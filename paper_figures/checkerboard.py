@@ -38,27 +38,15 @@ import torch
 
 from bridge.data import checkerboard, gaussian
 from bridge.fields import b_from_v_s, forward_drift
-from bridge.interpolants import BrownianGamma, Linear, QuadraticGamma, SinSquaredGamma, ZeroGamma
+from bridge.interpolants import Linear
 from bridge.samplers import Heun, StochasticHeun, sample_ode, sample_sde
 from bridge.train import train_fields
 
-from ._common import COLORS, GAMMA_COLORS, main_for
+from ._common import COLORS, GAMMA_COLORS, GAMMA_LABELS, GAMMAS, main_for
 
 NAME = "checkerboard"
 PAPER = "Figs. 9-10 (SI Sec. 7.1)"
 
-GAMMAS = {
-    "zero": ZeroGamma,
-    "sqrt(t(1-t))": BrownianGamma,
-    "t(1-t)": QuadraticGamma,
-    "sin^2(pi t)": SinSquaredGamma,
-}
-GAMMA_LABELS = {
-    "zero": r"$\gamma = 0$",
-    "sqrt(t(1-t))": r"$\gamma = \sqrt{t(1-t)}$",
-    "t(1-t)": r"$\gamma = t(1-t)$",
-    "sin^2(pi t)": r"$\gamma = \sin^2(\pi t)$",
-}
 EPSILONS = (0.0, 0.5, 1.0, 2.5)
 #: The model on which the SDE step size is halved (the step-size check of EXPERIMENTS.md).
 STEP_STUDY_GAMMA = "sqrt(t(1-t))"
@@ -278,15 +266,6 @@ def _step_study(interp, models, eps: float, x0: torch.Tensor, steps: int, seed: 
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     cfg = config(args.quick)
     h, bph = cfg["bandwidth"], cfg["bins_per_h"]
     g_data = torch.Generator().manual_seed(args.seed + 1000)

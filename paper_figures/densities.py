@@ -30,26 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bridge.interpolants import BrownianGamma, Linear, QuadraticGamma, SinSquaredGamma, ZeroGamma
+from bridge.interpolants import Linear
 from bridge.reference import GaussianMixture, InterpolantOracle
 
-from ._common import GAMMA_COLORS, main_for
+from ._common import GAMMA_COLORS, GAMMA_LABELS, GAMMAS, main_for
 
 NAME = "densities"
 PAPER = "Fig. 6 (Sec. 4.3)"
 
-GAMMAS = {
-    "zero": ZeroGamma,
-    "sqrt(t(1-t))": BrownianGamma,
-    "t(1-t)": QuadraticGamma,
-    "sin^2(pi t)": SinSquaredGamma,
-}
-GAMMA_LABELS = {
-    "zero": r"$\gamma = 0$",
-    "sqrt(t(1-t))": r"$\gamma = \sqrt{t(1-t)}$",
-    "t(1-t)": r"$\gamma = t(1-t)$",
-    "sin^2(pi t)": r"$\gamma = \sin^2(\pi t)$",
-}
 T_SHOW = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: Grid points whose density is below this fraction of the grid's maximum are not counted as
 #: modes: far in the tails exp(log rho) underflows and the grid sees only rounding.
@@ -140,15 +128,6 @@ def _densities(oracle: InterpolantOracle, times, pts: torch.Tensor) -> np.ndarra
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     cfg = config(args.quick)
     t_show = np.array(T_SHOW)
     t_fine = np.linspace(0.0, 1.0, cfg["n_t_fine"])

@@ -310,15 +310,6 @@ def _train(interp, x0, x1, fields, *, cfg, steps, seed, log):
 
 def compute(args, log):
     require_sklearn()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     from bridge.interpolants import BrownianGamma, Mirror, OneSidedLinear, OneSidedTrig
 
     cfg = _config(args.quick)

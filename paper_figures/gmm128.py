@@ -201,15 +201,6 @@ def spread_ratio(x: torch.Tensor, target: GaussianMixture) -> tuple[float, np.nd
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     cfg = dict(QUICK if args.quick else FULL)
     d, seed = cfg["d"], int(args.seed)
     cpu0 = time.process_time()

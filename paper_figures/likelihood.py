@@ -122,15 +122,6 @@ def _paired(values: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, floa
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     cfg = config(args.quick)
     interp = Linear(gamma=BrownianGamma())
     rho0, rho1 = standard_normal(2), eight_gaussians_mixture()

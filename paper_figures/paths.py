@@ -82,15 +82,6 @@ def mixture_cdf_1d(mixture: GaussianMixture, x) -> np.ndarray:
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     cfg = config(args.quick)
     rho0, rho1 = endpoints()
     oracle = InterpolantOracle(Linear(gamma=BrownianGamma()), rho0, rho1)

@@ -525,15 +525,6 @@ def _nan(v) -> float:
 
 
 def compute(args, log):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _compute(args, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _compute(args, log):
     sz = SIZES[bool(args.quick)]
     seed = int(args.seed)
     bench = load_benchmark()
