@@ -898,6 +898,12 @@ def _add_solve_parser(sub) -> None:
     g.add_argument("--batch-size", type=_positive_int, default=None, help="Monte-Carlo batch per step")
     g.add_argument("--warmup-steps", type=_nonnegative_int, default=None, help="inner steps before the first outer one")
     g.add_argument("--inner-steps", type=_positive_int, default=None, help="inner steps per outer step")
+    g.add_argument(
+        "--interpolant",
+        default=None,
+        choices=("fourier", "neural"),
+        help="learned interpolant: linear with Fourier coefficients, or (1-t) x0 + t x1 + t(1-t) N(t, x0, x1)",
+    )
     g.add_argument("--hidden", type=_positive_int, default=None, help="width of the drift MLP")
     g.add_argument("--depth", type=_positive_int, default=None, help="hidden layers of the drift MLP")
     g.add_argument("--log-every", type=_nonnegative_int, default=None, help="history record every N outer steps")
@@ -935,6 +941,7 @@ def _sb_config(args):
         "batch_size": "batch_size",
         "warmup_steps": "warmup_steps",
         "inner_steps": "inner_steps",
+        "interpolant": "interpolant",
         "hidden": "hidden",
         "depth": "depth",
         "log_every": "log_every",

@@ -149,3 +149,32 @@ def test_neural_loss_gradients_reach_phi():
     loss_b(lambda t, x: -x, it, x0, x1, generator=g).mean().backward()
     assert all(p.grad is not None for p in it.parameters())
     assert it.net.net[0].weight.grad.abs().sum() > 0
+
+
+def test_neural_learned_gamma_keeps_boundaries_and_matches_autograd():
+    it = NeuralInterpolant(2, hidden=8, depth=1, learn_gamma=True, n_modes=3, gamma=QuadraticGamma()).double()
+    _randomised(it, 8)  # N_phi and the gamma factor both away from their starting point
+    x0, x1, z = (torch.randn(2, 2, dtype=DT) for _ in range(3))
+    xt = it.x_t(T_ENDS, x0, x1, z)
+    assert torch.equal(xt[0], x0[0]) and torch.equal(xt[1], x1[1])
+    assert it.gamma(T_ENDS).eq(0).all()
+    t = T_GRID[2:-2]
+    torch.testing.assert_close(it.gamma_dot(t), time_derivative(it.gamma, t))
+    ref = time_derivative(lambda s: 0.5 * it.gamma(s) ** 2, T_GRID)
+    torch.testing.assert_close(it.gamma_gamma_dot(T_GRID), ref)
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.randn(32, 2, generator=g, dtype=DT), torch.randn(32, 2, generator=g, dtype=DT)
+    loss_s(lambda t, x: -x, it, a, b, generator=g).mean().backward()
+    assert it.c.grad is not None and it.c.grad.abs().sum() > 0  # the gamma factor is learnable
+
+
+def test_neural_gamma_factor_follows_dtype_casts():
+    it = NeuralInterpolant(2, hidden=8, depth=1, learn_gamma=True).float()
+    assert it.gamma_schedule.w is it.c and it.c.dtype == torch.float32
+
+
+def test_neural_validation():
+    with pytest.raises(ValueError, match="dim"):
+        NeuralInterpolant(0)
+    with pytest.raises(ValueError, match="n_modes"):
+        NeuralInterpolant(2, learn_gamma=True, n_modes=0)

@@ -234,12 +234,22 @@ def test_resume_refuses_another_config_and_keeps_state(run_dir, capsys):
     assert (run_dir / "state.pt").read_bytes() == state and (run_dir / "report.json").read_text() == report
 
 
-@pytest.mark.parametrize("drift_form", ["u", "endpoint", "b,eta"])
-def test_save_load_round_trip(tmp_path, drift_form):
+@pytest.mark.parametrize(
+    "drift_form,interpolant", [("u", "fourier"), ("endpoint", "fourier"), ("b,eta", "fourier"), ("b,eta", "neural")]
+)
+def test_save_load_round_trip(tmp_path, drift_form, interpolant):
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(100, 3, generator=g), torch.randn(100, 3, generator=g) + 1.0
     cfg = SBConfig(
-        outer_steps=3, warmup_steps=1, batch_size=16, hidden=8, log_every=1, plan_size=32, drift_form=drift_form
+        outer_steps=3,
+        warmup_steps=1,
+        batch_size=16,
+        hidden=8,
+        log_every=1,
+        plan_size=32,
+        drift_form=drift_form,
+        interpolant=interpolant,
+        neural_hidden=8,
     )
     res = solve_bridge(x0, x1, 0.7, config=cfg, progress=lambda m: None)
     res.save(tmp_path / "b.pt")
@@ -255,6 +265,28 @@ def test_save_load_round_trip(tmp_path, drift_form):
     y1 = res.sample(x[:4], per_point=2, steps=5, generator=torch.Generator().manual_seed(1))
     y2 = back.sample(x[:4], per_point=2, steps=5, generator=torch.Generator().manual_seed(1))
     assert torch.equal(y1, y2)
+    assert type(back.interpolant) is type(res.interpolant)
+    x1_ = torch.randn(50, 3, generator=g)
+    with torch.no_grad():  # the whole interpolant, N_phi included for the neural one
+        torch.testing.assert_close(back.interpolant.interpolate(t, x, x1_), res.interpolant.interpolate(t, x, x1_))
+    if interpolant == "neural":  # and training moved N_phi off its zero start, so the check has teeth
+        assert res.interpolant.net.net[-1].weight.abs().sum() > 0
+
+
+def test_solve_with_the_neural_interpolant(tmp_path):
+    rc = _solve(tmp_path / "run", "--interpolant", "neural", "--quiet", steps=3)
+    assert rc == 0
+    back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
+    assert back.config.interpolant == "neural" and type(back.interpolant).__name__ == "NeuralInterpolant"
+    assert all((tmp_path / "run" / png).is_file() for png in PNGS)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["training"]["config"]["interpolant"] == "neural"
+
+
+def test_unknown_interpolant_is_refused():
+    x = torch.randn(20, 2)
+    with pytest.raises(ValueError, match="interpolant"):
+        solve_bridge(x, x + 1, 0.5, config=SBConfig(interpolant="spline", outer_steps=1), progress=lambda m: None)
 
 
 def test_save_refuses_a_result_it_could_not_reload(tmp_path):

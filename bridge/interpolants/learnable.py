@@ -178,6 +178,9 @@ class NeuralInterpolant(nn.Module, Interpolant):
         hidden, depth: size of the MLP ``N_phi`` (input ``(t-embedding, x0, x1)``, output ``d``).
         generator: draws the initial weights; the last layer starts at zero, so the interpolant
             starts as the linear one.
+        learn_gamma: multiply ``gamma`` by a learnable ``exp(sum_k c_k sin(k pi t))`` (as in
+            :class:`FourierInterpolant`; ``c`` starts at zero).
+        n_modes: sine modes of that factor.
 
     ``d/dt I = x1 - x0 + (1-2t) N + t(1-t) d/dt N`` with ``d/dt N`` by ``torch.func.jvp``.
 
@@ -197,17 +200,34 @@ class NeuralInterpolant(nn.Module, Interpolant):
         hidden: int = 64,
         depth: int = 2,
         generator: torch.Generator | None = None,
+        learn_gamma: bool = False,
+        n_modes: int = 6,
     ):
         from ..models import MLP
 
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise ValueError(f"dim: expected an int >= 1, got {dim!r}")
+        if not isinstance(n_modes, int) or isinstance(n_modes, bool) or n_modes < 1:
+            raise ValueError(f"n_modes: expected an int >= 1, got {n_modes!r}")
+        gamma0 = gamma if gamma is not None else BrownianGamma()
+        if not isinstance(gamma0, GammaSchedule):
+            raise TypeError(f"gamma: expected a GammaSchedule, got {type(gamma0).__name__}")
         nn.Module.__init__(self)
-        Interpolant.__init__(self, gamma if gamma is not None else BrownianGamma())
-        self.dim = dim
+        self.c = nn.Parameter(torch.zeros(n_modes, dtype=torch.float64)) if learn_gamma else None
+        self.register_buffer("k", torch.arange(1, n_modes + 1), persistent=False)
+        Interpolant.__init__(self, FourierGamma(gamma0, self.c, self.k) if learn_gamma else gamma0)
+        self.dim, self.learn_gamma, self.gamma0 = dim, learn_gamma, gamma0
         self.net = MLP(2 * dim, out_dim=dim, hidden=hidden, depth=depth, activation="silu", generator=generator)
         with torch.no_grad():
             last = self.net.net[-1]
             last.weight.zero_()
             last.bias.zero_()
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)  # keep the gamma factor pointing at the moved/cast parameter
+        if self.learn_gamma:
+            self.gamma_schedule.w, self.gamma_schedule.k = self.c, self.k
+        return out
 
     def _n(self, t: Tensor, x0: Tensor, x1: Tensor) -> Tensor:
         return self.net(t, torch.cat([x0, x1], dim=-1))

@@ -181,6 +181,8 @@ class BridgeResult:
                 raise ValueError
             drift, interp = _rebuild(cfg, d, eps)
             drift = drift.to(dtype=dtype)
+            if hasattr(interp, "net"):  # the neural interpolant's N_phi was trained in the data's dtype
+                interp.net.to(dtype=dtype)
             drift.load_state_dict(state["drift"])
             interp.load_state_dict(state["interpolant"])
         except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):

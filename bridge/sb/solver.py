@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..interpolants.base import Interpolant, bcast
-from ..interpolants.learnable import FourierInterpolant
+from ..interpolants.learnable import FourierInterpolant, NeuralInterpolant
 from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
 from ..models import MLP
@@ -87,9 +87,16 @@ class SBConfig:
         batch_size: Monte-Carlo batch per step (times two with the antithetic partner).
         lr_inner, lr_outer: Adam learning rates, cosine-decayed to 5% over the budget.
         hidden, depth: the MLP for ``u``.
-        n_modes: Fourier modes of the default interpolant.
-        diagonal: per-dimension Fourier coefficients (needed for non-commuting covariances).
+        interpolant: the outer variable (:func:`build_interpolant`): ``"fourier"``, spatially
+            linear with learnable Fourier coefficients (:class:`~bridge.interpolants.FourierInterpolant`),
+            or ``"neural"``, ``(1-t) x0 + t x1 + t(1-t) N_phi(t, x0, x1)``
+            (:class:`~bridge.interpolants.NeuralInterpolant`, an MLP of ``neural_hidden`` x
+            ``neural_depth``), which can bend paths the spatially linear family cannot.
+        n_modes: Fourier modes of the interpolant's coefficients (and of the gamma factor).
+        diagonal: per-dimension Fourier coefficients (needed for non-commuting covariances;
+            ``"fourier"`` only).
         learn_gamma: learn a factor ``exp(sum c_k sin(k pi t))`` on ``gamma_0 = sqrt(2 eps t(1-t))``.
+        neural_hidden, neural_depth: size of ``N_phi`` for ``interpolant="neural"``.
         t_min: times are drawn from ``[t_min, 1 - t_min]`` (the ``eps/gamma`` term).
         time_budget: wall-clock cap in seconds (None: none).
         log_every: progress line every this many outer steps (0: silent).
@@ -128,6 +135,7 @@ class SBConfig:
     lr_outer: float = 1e-3
     hidden: int = 128
     depth: int = 3
+    interpolant: str = "fourier"
     n_modes: int = 6
     diagonal: bool = True
     learn_gamma: bool = True
@@ -141,9 +149,12 @@ class SBConfig:
     plan_size: int = 2048
     plan_count: int = 4
     plan_tol: float = 1e-3
+    neural_hidden: int = 64
+    neural_depth: int = 2
 
 
 COUPLINGS = ("independent", "sinkhorn")
+INTERPOLANTS = ("fourier", "neural")
 
 
 class CheckpointMismatchError(ValueError):
@@ -260,12 +271,33 @@ def _sampler(x: Tensor, name: str):
     return lambda n, g: x[torch.randint(0, x.shape[0], (n,), generator=g).to(x.device)]
 
 
-def build_interpolant(cfg: SBConfig, d: int, eps: float) -> FourierInterpolant:
-    """The default outer variable: Fourier coefficients (zero: the linear interpolant) on
-    ``gamma_0 = sqrt(2 eps t(1-t))``, the Brownian bridge of the SB's reference process."""
-    return FourierInterpolant(
-        cfg.n_modes, dim=d if cfg.diagonal else None, gamma=BrownianGamma(a=2.0 * eps), learn_gamma=cfg.learn_gamma
-    )
+def build_interpolant(
+    cfg: SBConfig, d: int, eps: float, generator: torch.Generator | None = None
+) -> FourierInterpolant | NeuralInterpolant:
+    """The outer variable of ``cfg.interpolant`` on ``gamma_0 = sqrt(2 eps t(1-t))``, the
+    Brownian bridge of the SB's reference process. Either family starts as the linear interpolant
+    (zero Fourier coefficients; ``N_phi``'s last layer at zero). ``generator`` draws the neural
+    interpolant's initial weights."""
+    gamma0 = BrownianGamma(a=2.0 * eps)
+    if cfg.interpolant == "fourier":
+        return FourierInterpolant(
+            cfg.n_modes, dim=d if cfg.diagonal else None, gamma=gamma0, learn_gamma=cfg.learn_gamma
+        )
+    if cfg.interpolant == "neural":
+        for name in ("neural_hidden", "neural_depth"):
+            v = getattr(cfg, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+        return NeuralInterpolant(
+            d,
+            gamma=gamma0,
+            hidden=cfg.neural_hidden,
+            depth=cfg.neural_depth,
+            generator=generator,
+            learn_gamma=cfg.learn_gamma,
+            n_modes=cfg.n_modes,
+        )
+    raise ValueError(f"interpolant: expected one of {', '.join(INTERPOLANTS)}, got {cfg.interpolant!r}")
 
 
 class EndpointDrift(nn.Module):
@@ -434,7 +466,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
     gen = torch.Generator().manual_seed(cfg.seed)
     if interpolant is None:
-        interpolant = build_interpolant(cfg, d, eps)
+        interpolant = build_interpolant(cfg, d, eps, gen)
+        if isinstance(interpolant, NeuralInterpolant):
+            interpolant.net.to(dtype=dtype)  # N_phi sees the data (the Fourier weights stay float64)
     if not (isinstance(interpolant, nn.Module) and isinstance(interpolant, Interpolant)):
         raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
     interpolant = interpolant.to(device)
