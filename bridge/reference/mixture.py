@@ -171,8 +171,13 @@ class GaussianMixture:
                 if n > 0
                 else torch.zeros(0, dtype=torch.long, device=w.device)
             )
-        xi = torch.randn(n, self.dim, 1, generator=generator, dtype=w.dtype, device=w.device)
-        return self.means[k] + (self._chol[k] @ xi).squeeze(-1)
+        xi = torch.randn(n, self.dim, generator=generator, dtype=w.dtype, device=w.device)
+        # one (m, d) @ (d, d) product per component, not an (n, d, d) gather of L_k (GBs at d = 128)
+        out = torch.empty_like(xi)
+        for c in torch.unique(k).tolist():
+            rows = k == c
+            out[rows] = self.means[c] + xi[rows] @ self._chol[c].mT
+        return out
 
     # -- density ---------------------------------------------------------------------------
     def _component_terms(self, x: Tensor):
