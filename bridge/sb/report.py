@@ -411,12 +411,13 @@ def plot_marginals(ev: BridgeEvaluation, path, *, eps: float) -> None:
         if f"{t:g}" in ed:
             title += f"\nenergy dist. {ed[f'{t:g}']:.3g}"
         ax.set_title(title, fontsize=9)
-        if k == 0:
-            ax.legend(fontsize=7, loc="best", markerscale=3)
     if not have:
         axes[0][0].text(0.5, 0.5, "no samples (see report.json)", ha="center", transform=axes[0][0].transAxes)
     fig.suptitle(f"marginals of the learned SDE vs the SB of POT's plan, eps = {eps:g}{_coords_note(d)}", fontsize=11)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:  # below the panels, where it covers no data
+        fig.legend(handles, labels, loc="lower center", ncol=len(handles), fontsize=8, markerscale=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 if handles else 0, 1, 1))
     _save(fig, path)
 
 
