@@ -231,3 +231,17 @@ def test_a_budget_eaten_by_the_coupling_is_reported_not_silent():
     # without a budget all four plans are built
     res = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, time_budget=None, outer_steps=1, warmup_steps=0))
     assert res.coupling["plan_count"] == 4 and not res.coupling["plan_count_limited_by_time_budget"]
+
+
+def test_paired_coupling_keeps_the_rows_together():
+    from bridge.sb.solver import _pair_sampler
+
+    g = torch.Generator().manual_seed(6)
+    x0 = torch.randn(400, 3, generator=g)
+    x1 = -2.0 * x0.flip(1) + 1.0  # a pairing no plan between the two clouds would produce
+    draw, info = _pair_sampler(x0, x1, 0.5, SBConfig(coupling="paired"), g, lambda m: None)
+    a, b = draw(5000)
+    assert info == {"coupling": "paired"} and len({tuple(r) for r in a.tolist()}) > 350
+    torch.testing.assert_close(b, -2.0 * a.flip(1) + 1.0, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="as many rows"):
+        _pair_sampler(x0, x1[:-1], 0.5, SBConfig(coupling="paired"), g, lambda m: None)
