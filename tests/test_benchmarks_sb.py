@@ -66,3 +66,33 @@ def test_minibatch_plan_matches_pot(bench):
     ref = entropic_plan(x0, x1, eps, tol=1e-9)
     assert err <= 1e-9
     torch.testing.assert_close(plan, ref.plan, rtol=0, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def diagnose(bench):
+    spec = importlib.util.spec_from_file_location("benchmarks_sb_diagnose", ROOT / "benchmarks" / "sb_diagnose.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.mark.filterwarnings("ignore:solve_bridge. the time budget:RuntimeWarning")
+def test_diagnose_runs_every_part(diagnose, tmp_path, capsys):
+    out = tmp_path / "diag.json"
+    args = ["--problem", "gauss2", "--budget", "0.6", "--budgets", "0.3", "--steps", "4,30", "--main-steps", "4"]
+    args += ["--n-train", "400", "--test-points", "6", "--per-point", "8", "--cov-points", "4000", "--out", str(out)]
+    args += ["--sf2m-impl", "own"]
+    diagnose.main(args)
+    rec = json.loads(out.read_text())
+    parts = [r["part"] for r in rec["rows"]]
+    assert parts == ["exact", "exact", "learned", "learned", "oracle", "budget", "sf2m", "sf2m"]
+    assert all(math.isfinite(r["cbw2_uvp"]) and math.isfinite(r["cross_cov_error"]) for r in rec["rows"])
+    oracle = next(r for r in rec["rows"] if r["part"] == "oracle")
+    assert oracle["coupling"] == "paired"
+    # the exact SB drift through 30 Heun steps reproduces the closed-form cross-covariance up to the
+    # sampling noise of 4000 pairs (the floor's own error); a wrong drift or eps would be far off
+    exact30 = next(r for r in rec["rows"] if r["part"] == "exact" and r["sde_steps"] == 30)
+    assert exact30["cross_cov_error"] < 3 * rec["floor"]["cross_cov_error"]  # fractions: 0.05 = 5%
+    assert "| floor | exact conditional samples |" in capsys.readouterr().out

@@ -1,0 +1,238 @@
+r"""Why does the SB solver land where it does? Splits its cBW2-UVP on one benchmark problem into parts
+(issue 3: "the interpolant family, the optimisation, the estimator variance, or the SDE
+discretisation").
+
+On a problem of ``benchmarks/sb.py`` (same data, test inputs and floor), it measures:
+
+* ``exact``: the **exact** SB drift (:meth:`SBMixtureBenchmark.drift` /
+  :meth:`GaussianSB.drift`, SPEC §7) through the same stochastic Heun SDE at each of ``--steps``:
+  what the discretisation alone costs, with no learning at all.
+* ``learned``: :func:`bridge.sb.solve_bridge` with the default settings and ``--budget``, its
+  SDE at each of ``--steps``: the discretisation of the learned drift.
+* ``oracle``: the same solver and budget, but trained on ``n_train`` pairs drawn from the **exact
+  plan** (``SBConfig(coupling="paired")``) instead of Sinkhorn plans between independent samples:
+  what the coupling's finite-sample bias costs. The gap between this and the exact drift is the
+  learning itself (network, optimiser, estimator variance within the budget).
+* ``budget``: the default solver at each of ``--budgets`` (seconds; the full ``--budget`` comes
+  from ``learned``): whether more training still helps, i.e. whether the budget is the limit.
+* ``sf2m``: SF2M (``benchmarks/sb.py``'s, torchcfm when importable) at each of ``--budgets``
+  and ``--budget``, for the same curve.
+
+Usage::
+
+    python benchmarks/sb_diagnose.py --problem mix16-r1 --budget 300 --budgets 75,150
+    python benchmarks/sb_diagnose.py --quick     # smoke run (a few seconds per part)
+
+Prints a markdown table (cBW2-UVP, its excess over the floor) and writes JSON (default
+``benchmarks/results/sb_diagnose.json``, rewritten after every part). One CPU thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import sb as bench  # noqa: E402  (the benchmark's problems, scoring and peers)
+
+from bridge.samplers import StochasticHeun, sample_sde  # noqa: E402
+from bridge.sb import solve_bridge  # noqa: E402
+
+PARTS = ("exact", "learned", "oracle", "budget", "sf2m")
+QUICK = dict(
+    problem="mix2-r1", budget=6.0, budgets="3", steps="10,20", main_steps=20, n_train=2000, test_points=40, per_point=40
+)
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        vals = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) < 1:
+        raise SystemExit(f"--{name}: expected comma-separated positive ints, got {text!r}")
+    return vals
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        vals = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        vals = []
+    if not vals or min(vals) <= 0:
+        raise SystemExit(f"--{name}: expected comma-separated positive numbers, got {text!r}")
+    return vals
+
+
+def _bench_args(args, **over) -> argparse.Namespace:
+    """The namespace ``benchmarks/sb.py``'s helpers read, for this problem and these sizes."""
+    ns = bench.parse_args(
+        [
+            "--problems", args.problem, "--budget", str(args.budget), "--n-train", str(args.n_train),
+            "--test-points", str(args.test_points), "--per-point", str(args.per_point),
+            "--cov-points", str(args.cov_points), "--seed", str(args.seed), "--threads", "1",
+            "--sf2m-impl", args.sf2m_impl,
+        ]
+    )  # fmt: skip
+    for k, v in over.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def _score(prob, draw, ns, seed) -> dict:
+    out = bench.evaluate(prob, draw, ns, torch.Generator().manual_seed(seed))
+    return {k: v for k, v in out.items() if k in ("cbw2_uvp", "cross_cov_error", "sample_s", "cov_sample_s")}
+
+
+def exact_part(prob, args, ns) -> list[dict]:
+    rows = []
+    for steps in args.steps:
+
+        def draw(x, k, gen, steps=steps):
+            xk = x.repeat_interleave(k, dim=0)
+            res = sample_sde(prob.ref.drift, xk, eps=prob.eps, steps=steps, solver=StochasticHeun(), generator=gen)
+            return res.x.reshape(x.shape[0], k, prob.d)
+
+        rows.append({"part": "exact", "what": "exact SB drift", "sde_steps": steps} | _score(prob, draw, ns, 101))
+        bench.say(f"[exact] {steps} steps: cBW2-UVP {rows[-1]['cbw2_uvp']:.3f}%")
+    return rows
+
+
+def _solve(prob, ns, x0, x1, **cfg_over):
+    cfg = replace(bench.bridge_config(ns), **cfg_over)
+    t0 = time.perf_counter()
+    res = solve_bridge(x0, x1, prob.eps, config=cfg, progress=lambda m: bench.say(f"  {m}"))
+    return res, time.perf_counter() - t0, cfg
+
+
+def _bridge_rows(part, what, prob, res, train_s, cfg, ns, steps_list) -> list[dict]:
+    rows = []
+    for steps in steps_list:
+        draw = lambda x, k, gen, s=steps: res.sample(x, per_point=k, steps=s, generator=gen)
+        row = {"part": part, "what": what, "budget_s": cfg.time_budget, "train_s": train_s, "sde_steps": steps}
+        row |= {"outer_steps": res.steps, "coupling": res.coupling["coupling"]} | _score(prob, draw, ns, 103)
+        rows.append(row)
+        bench.say(f"[{part}] {what}, {steps} steps: cBW2-UVP {row['cbw2_uvp']:.3f}%")
+    return rows
+
+
+def learned_part(prob, args, ns) -> list[dict]:
+    res, train_s, cfg = _solve(prob, ns, prob.x0_train, prob.x1_train)
+    return _bridge_rows("learned", "bridge (default)", prob, res, train_s, cfg, ns, args.steps)
+
+
+def oracle_part(prob, args, ns) -> list[dict]:
+    g = torch.Generator().manual_seed(args.seed + 1009)
+    x0, x1 = (x.to(bench.TRAIN_DT) for x in prob.ref.sample_plan(args.n_train, generator=g))
+    res, train_s, cfg = _solve(prob, ns, x0, x1, coupling="paired")
+    return _bridge_rows("oracle", "bridge on exact-plan pairs", prob, res, train_s, cfg, ns, [args.main_steps])
+
+
+def budget_part(prob, args, ns) -> list[dict]:
+    rows = []
+    for b in args.budgets:
+        res, train_s, cfg = _solve(prob, ns, prob.x0_train, prob.x1_train, time_budget=b)
+        rows += _bridge_rows("budget", f"bridge, {b:g} s", prob, res, train_s, cfg, ns, [args.main_steps])
+    return rows
+
+
+def sf2m_part(prob, args, ns) -> list[dict]:
+    rows = []
+    for b in [*args.budgets, args.budget]:
+        out = bench.run_sf2m(prob, _bench_args(args, budget=b, sde_steps=args.main_steps))
+        row = {"part": "sf2m", "what": f"SF2M, {b:g} s", "budget_s": b, "train_s": out["train_s"]}
+        row |= {"sde_steps": args.main_steps, "train_steps": out["train_steps"]}
+        row |= {"implementation": out["implementation"]}
+        row |= {k: out[k] for k in ("cbw2_uvp", "cross_cov_error", "sample_s") if k in out}
+        rows.append(row)
+        bench.say(f"[sf2m] {b:g} s: cBW2-UVP {row['cbw2_uvp']:.3f}%")
+    return rows
+
+
+RUNNERS = dict(exact=exact_part, learned=learned_part, oracle=oracle_part, budget=budget_part, sf2m=sf2m_part)
+
+
+def table(rec: dict) -> str:
+    f = rec["floor"]
+    has_cov = "cross_cov_error" in f
+    head = "| part | what | train (s) | SDE steps | cBW2-UVP (%) | − floor |"
+    head += " cross-cov err (%) |" if has_cov else ""
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    cov = f" {100 * f['cross_cov_error']:.2f} |" if has_cov else ""
+    lines.append(f"| floor | exact conditional samples | — | — | {f['cbw2_uvp']:.3f} | — |{cov}")
+    for r in rec["rows"]:
+        tr = f"{r['train_s']:.1f}" if r.get("train_s") is not None else "—"
+        cov = "" if not has_cov else f" {100 * r['cross_cov_error']:.2f} |" if "cross_cov_error" in r else " — |"
+        lines.append(
+            f"| {r['part']} | {r['what']} | {tr} | {r['sde_steps']} | {r['cbw2_uvp']:.3f} | "
+            f"{r['cbw2_uvp'] - f['cbw2_uvp']:+.3f} |{cov}"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
+    p.add_argument("--problem", default=None, help="one benchmarks/sb.py problem (default mix16-r1)")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--budget", type=float, default=None, help="training seconds of the main runs (default 300)")
+    p.add_argument("--budgets", default=None, help="shorter budgets for the budget/sf2m parts (default 75,150)")
+    p.add_argument("--steps", default=None, help="SDE step counts for exact/learned (default 25,50,100,200)")
+    p.add_argument("--main-steps", type=int, default=None, help="SDE steps of the other parts (default 100)")
+    p.add_argument("--n-train", type=int, default=None, help="training samples per side (default 10000)")
+    p.add_argument("--test-points", type=int, default=None, help="test inputs (default 200)")
+    p.add_argument("--per-point", type=int, default=None, help="samples per test input (default 200)")
+    p.add_argument("--cov-points", type=int, default=20_000, help="Gaussian problems: inputs for the cross-covariance")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sf2m-impl", choices=("auto", "torchcfm", "own"), default="auto", help="as in benchmarks/sb.py")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sb_diagnose.json"))
+    args = p.parse_args(argv)
+    full = dict(problem="mix16-r1", budget=300.0, budgets="75,150", steps="25,50,100,200", n_train=10_000)
+    full |= dict(test_points=200, per_point=200, main_steps=100)
+    for key, val in (QUICK if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, val)
+    args.steps, args.budgets = _ints(args.steps, "steps"), _floats(args.budgets, "budgets")
+    args.parts = [s.strip() for s in args.parts.split(",") if s.strip()]
+    bad = [s for s in args.parts if s not in PARTS]
+    if bad:
+        p.error(f"--parts: unknown {', '.join(bad)}; expected a subset of {', '.join(PARTS)}")
+    if not args.budget > 0 or args.main_steps < 1:
+        p.error("--budget and --main-steps: expected positive values")
+    bench.parse_problem(args.problem)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    ns = _bench_args(args, sde_steps=args.main_steps)
+    bench.warm_up()
+    prob = bench.build_problem(args.problem, ns)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rec = {
+        "what": "where the SB solver's cBW2-UVP comes from (benchmarks/sb_diagnose.py)",
+        "config": {k: v for k, v in vars(args).items()},
+        "problem": {"name": args.problem, "d": prob.d, "eps": prob.eps, "r": 2 * prob.eps},
+        "bridge_defaults": asdict(bench.bridge_config(ns)),
+        "versions": bench.versions(),
+        "floor": bench.floor(prob, ns),
+        "rows": [],
+    }
+    bench.say(f"[floor] cBW2-UVP {rec['floor']['cbw2_uvp']:.3f}%")
+    for part in args.parts:
+        rec["rows"] += RUNNERS[part](prob, args, ns)
+        out.write_text(json.dumps(rec, indent=2, default=str))
+    print(table(rec))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
