@@ -18,6 +18,9 @@ On a problem of ``benchmarks/sb.py`` (same data, test inputs and floor), it meas
 * ``sf2m``: SF2M (``benchmarks/sb.py``'s, torchcfm when importable) at each of ``--budgets``
   and ``--budget``, for the same curve.
 
+``--bridge-set KEY=VALUE`` changes the solver's settings in every part that runs it (the oracle
+keeps ``coupling="paired"``).
+
 Usage::
 
     python benchmarks/sb_diagnose.py --problem mix16-r1 --budget 300 --budgets 75,150
@@ -78,6 +81,7 @@ def _bench_args(args, **over) -> argparse.Namespace:
             "--test-points", str(args.test_points), "--per-point", str(args.per_point),
             "--cov-points", str(args.cov_points), "--seed", str(args.seed), "--threads", "1",
             "--sf2m-impl", args.sf2m_impl,
+            *(a for item in args.bridge_set for a in ("--bridge-set", item)),
         ]
     )  # fmt: skip
     for k, v in over.items():
@@ -191,6 +195,13 @@ def parse_args(argv=None):
     p.add_argument("--cov-points", type=int, default=20_000, help="Gaussian problems: inputs for the cross-covariance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sf2m-impl", choices=("auto", "torchcfm", "own"), default="auto", help="as in benchmarks/sb.py")
+    p.add_argument(
+        "--bridge-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="SBConfig field of the solver runs, as in benchmarks/sb.py (e.g. coupling=independent); repeatable",
+    )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sb_diagnose.json"))
     args = p.parse_args(argv)
     full = dict(problem="mix16-r1", budget=300.0, budgets="75,150", steps="25,50,100,200", n_train=10_000)

@@ -893,7 +893,9 @@ def _add_solve_parser(sub) -> None:
     )
     t.add_argument("--sde-steps", type=_positive_int, default=500, help="Heun steps of the SDE (default 500)")
     g = p.add_argument_group("solver settings (default: those of bridge.sb.SBConfig)")
-    g.add_argument("--coupling", default=None, choices=("independent", "sinkhorn"), help="how (x0, x1) pairs are drawn")
+    g.add_argument(
+        "--coupling", default=None, choices=("auto", "sinkhorn", "independent"), help="how (x0, x1) pairs are drawn"
+    )
     g.add_argument("--plan-size", type=_positive_int, default=None, help="points per side of the Sinkhorn coupling")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="Monte-Carlo batch per step")
     g.add_argument("--warmup-steps", type=_nonnegative_int, default=None, help="inner steps before the first outer one")

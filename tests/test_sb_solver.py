@@ -245,3 +245,62 @@ def test_paired_coupling_keeps_the_rows_together():
     torch.testing.assert_close(b, -2.0 * a.flip(1) + 1.0, rtol=0, atol=0)
     with pytest.raises(ValueError, match="as many rows"):
         _pair_sampler(x0, x1[:-1], 0.5, SBConfig(coupling="paired"), g, lambda m: None)
+
+
+def test_auto_coupling_keeps_a_resolved_plan():
+    from bridge.sb.solver import _pair_sampler
+
+    g = torch.Generator().manual_seed(7)
+    x0, x1 = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g) + 1
+    draw, info = _pair_sampler(x0, x1, 0.5, SBConfig(plan_size=200), g, lambda m: None)
+    assert info["coupling"] == "sinkhorn" and info["requested"] == "auto" and info["plan_count"] == 2
+    assert info["plan_row_ess_median"] >= 10  # 2-D, eps = 0.5: a row spreads over many of the 200 targets
+
+
+def _unresolved(seed=8, n=600):
+    """d = 16 at eps = 0.01: between 256 points per side a Sinkhorn row sits on about one target."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 16, generator=g), torch.randn(n, 16, generator=g) + 0.5
+
+
+def test_auto_coupling_switches_to_independent_for_an_unresolved_plan():
+    from bridge.sb.solver import AUTO_MIN_ROW_ESS, _pair_sampler
+
+    x0, x1 = _unresolved()
+    g = torch.Generator().manual_seed(9)
+    lines = []
+    draw, info = _pair_sampler(x0, x1, 0.01, SBConfig(plan_size=256), g, lines.append)
+    assert info["coupling"] == "independent" and info["requested"] == "auto"
+    assert info["plan_row_ess_median"] < AUTO_MIN_ROW_ESS and "independent coupling" in lines[-1]
+    a, b = draw(4000)  # independent draws: every x0 row meets many different x1 rows
+    first = (a == x0[0]).all(1)
+    assert len({tuple(r) for r in b[first].tolist()}) == int(first.sum()) > 0
+    # the same plan kept on request: the matching is nearly one-to-one
+    _, info = _pair_sampler(x0, x1, 0.01, SBConfig(plan_size=256, coupling="sinkhorn"), g, lambda m: None)
+    assert info["coupling"] == "sinkhorn" and info["plan_row_ess_median"] < AUTO_MIN_ROW_ESS
+
+
+def test_resume_of_an_auto_run_that_chose_independent(tmp_path):
+    x0, x1 = _unresolved(10, 400)
+    cfg = SBConfig(outer_steps=8, warmup_steps=2, batch_size=16, hidden=8, log_every=1, plan_size=200)
+    full = solve_bridge(x0, x1, 0.01, config=cfg, progress=lambda m: None)
+    assert full.coupling["coupling"] == "independent"
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_5(msg):
+        if "outer      5/" in msg:
+            raise Interrupt
+
+    ckpt = tmp_path / "state.pt"
+    with pytest.raises(Interrupt):
+        solve_bridge(x0, x1, 0.01, config=cfg, progress=stop_at_5, checkpoint=ckpt, checkpoint_every=0.0)
+    lines = []
+    res = solve_bridge(x0, x1, 0.01, config=cfg, progress=lines.append, checkpoint=ckpt, resume=True)
+    assert not any("Sinkhorn plan" in m for m in lines)  # the decision is restored, not recomputed
+    same = ("coupling", "requested", "plan_row_ess_median")  # timings differ between the two runs
+    assert {k: res.coupling[k] for k in same} == {k: full.coupling[k] for k in same} and res.steps == 8
+    t, x = torch.linspace(0.05, 0.95, 5), torch.randn(5, 16)
+    with torch.no_grad():
+        assert torch.equal(res.drift(t, x), full.drift(t, x))
