@@ -124,9 +124,10 @@ class SBConfig:
             (eps = 0.05, 300 s, ``benchmarks/sb.py`` / ``benchmarks/sb_diagnose.py``): the 2048-point
             plan's median row ESS is about 2 and its out-of-sample conditional means are 34% off
             (cBW2-UVP of POT's plan 32%); with it the solver reached 14.3% cBW2-UVP, with the
-            independent coupling 6.0%, and with pairs from the exact plan 5.4%. The other
-            benchmark problems (d = 2, 16, 64 at r = 1, 10; Gaussians d = 5, 10) have a median
-            row ESS of 16-1000 already with 1024 points, where the plans help.
+            independent coupling 6.0%, and with pairs from the exact plan 5.4%. With 1024-point
+            plans, mix64-r0.1 has a median row ESS of 1.2 (switched as well), the other
+            benchmark problems 16-1000 (mixtures at d = 2 for r = 0.1, 1, 10 and at d = 16, 64
+            for r = 1, 10; Gaussians d = 5, 10), where the plans are kept.
             ``"paired"``: row ``i`` of ``x0`` and of ``x1`` is a pair, e.g. draws from a known
             plan (the benchmark's oracle coupling, which isolates the plan's finite-sample bias)
             or aligned data; the max–min then learns the interpolant between those pairs.
