@@ -53,23 +53,14 @@ QUICK = dict(
 )
 
 
-def _ints(text: str, name: str) -> list[int]:
+def _numbers(text: str, name: str, kind=float) -> list:
+    """Comma-separated positive numbers of ``kind`` (int or float); exits with a one-line error."""
     try:
-        vals = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        vals = []
-    if not vals or min(vals) < 1:
-        raise SystemExit(f"--{name}: expected comma-separated positive ints, got {text!r}")
-    return vals
-
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        vals = [float(s) for s in text.split(",") if s.strip()]
+        vals = [kind(s) for s in text.split(",") if s.strip()]
     except ValueError:
         vals = []
     if not vals or min(vals) <= 0:
-        raise SystemExit(f"--{name}: expected comma-separated positive numbers, got {text!r}")
+        raise SystemExit(f"--{name}: expected comma-separated positive {kind.__name__}s, got {text!r}")
     return vals
 
 
@@ -209,7 +200,7 @@ def parse_args(argv=None):
     for key, val in (QUICK if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, val)
-    args.steps, args.budgets = _ints(args.steps, "steps"), _floats(args.budgets, "budgets")
+    args.steps, args.budgets = _numbers(args.steps, "steps", int), _numbers(args.budgets, "budgets")
     args.parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     bad = [s for s in args.parts if s not in PARTS]
     if bad:

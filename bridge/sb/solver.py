@@ -247,7 +247,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
         if k == 0:
             ess = float((1.0 / rows.pow(2).sum(dim=1)).median())
             if cfg.coupling == "auto" and ess < AUTO_MIN_ROW_ESS:
-                return _unresolved_plan(x0, x1, eps, ess, k0, k1, time.perf_counter() - t0, gen, say)
+                return _unresolved_plan(x0, x1, eps, ess, k0, k1, time.perf_counter() - t0, gen, say, cfg)
         cdf = rows.cumsum_(dim=1)
         cdfs.append((cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64))
         As.append(a)
@@ -284,7 +284,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     return _PlanPairs(a, b, cdf, gen), info
 
 
-def _unresolved_plan(x0, x1, eps, ess, k0, k1, wall_s, gen, say):
+def _unresolved_plan(x0, x1, eps, ess, k0, k1, wall_s, gen, say, cfg):
     """``coupling="auto"``: the first plan's rows are (nearly) single target points, so its pairs are a
     finite-sample matching rather than draws from the bridge's plan; use the independent coupling."""
     say(
@@ -292,16 +292,15 @@ def _unresolved_plan(x0, x1, eps, ess, k0, k1, wall_s, gen, say):
         f"points (median effective sample size < {AUTO_MIN_ROW_ESS}), too few to resolve the conditional law; "
         "using the independent coupling (the paper's max-min) instead"
     )
-    draw0, draw1 = _sampler(x0, "x0"), _sampler(x1, "x1")
-    info = {
-        "coupling": "independent",
+    draw, info = _pair_sampler(x0, x1, eps, replace(cfg, coupling="independent"), gen, say)
+    info = info | {
         "requested": "auto",
         "plan_size": [k0, k1],
         "plan_row_ess_median": ess,
         "plan_wall_s": round(wall_s, 3),
         "reason": f"median row effective sample size {ess:.3g} of the first Sinkhorn plan < {AUTO_MIN_ROW_ESS}",
     }
-    return (lambda n: (draw0(n, gen), draw1(n, gen))), info
+    return draw, info
 
 
 class _PlanPairs:
