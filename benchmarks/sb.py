@@ -85,7 +85,7 @@ from bridge import __version__
 from bridge.conventions import pot_reg, reference_variance
 from bridge.metrics import cbw2_uvp, cross_covariance_error
 from bridge.models import MLP
-from bridge.ot import entropic_plan, entropic_potentials
+from bridge.ot import entropic_plan, entropic_potentials, minibatch_log_plan
 from bridge.reference import gaussian_sb, make_mixture_benchmark
 from bridge.samplers import StochasticHeun, sample_sde
 from bridge.sb import SBConfig, solve_bridge
@@ -302,37 +302,13 @@ class TorchCFMPath:
 
 
 def minibatch_plan(x0: torch.Tensor, x1: torch.Tensor, reg: float, *, tol: float = 1e-2, max_iter: int = 200):
-    r"""Entropic plan of a minibatch, :math:`\min_P \langle P, C\rangle + \mathrm{reg}\,\mathrm{KL}(P | ab^\top)`,
-    :math:`C_{ij} = |x_i - y_j|^2`, uniform ``a, b``: log-domain Sinkhorn on the precomputed cost,
-    started by halving the temperature from ``max C`` (stable at any ``reg``, unlike the
-    standard-domain iteration). Stops when the column-marginal L1 error is below ``tol`` (the
-    row marginal is exact), a looser target than :mod:`bridge.ot`'s: the plan is only sampled
-    from. Returns ``(plan (n, m) float64, marginal error)``.
+    r"""Entropic plan of a minibatch at POT's ``reg`` (``= 4 eps``) on the squared distance, uniform
+    weights: :func:`bridge.ot.minibatch_log_plan` (log-domain Sinkhorn on the precomputed cost,
+    annealed from ``max C``; the row marginal is exact, the column marginal within ``tol``).
+    Returns ``(plan (n, m) float64, marginal error)``.
     """
-    c = torch.cdist(x0.double(), x1.double()).pow(2)
-    n, m = c.shape
-    la, lb = -math.log(n), -math.log(m)
-
-    def f_of(g, level):  # c-transforms at temperature `level`
-        return -level * torch.logsumexp((g[None, :] - c) / level + lb, dim=1)
-
-    def g_of(f, level):
-        return -level * torch.logsumexp((f[:, None] - c) / level + la, dim=0)
-
-    g, level = c.new_zeros(m), float(c.max())
-    while level > reg:
-        g = g_of(f_of(g, level), level)
-        level /= 2
-    f = f_of(g, reg)
-    for _ in range(max_iter + 1):
-        g_next = g_of(f, reg)
-        # with exact rows, column j sums to b_j exp((g_j - g_next_j) / reg)
-        err = float(torch.expm1((g - g_next) / reg).abs().sum()) / m
-        if err <= tol:
-            break
-        g = g_next
-        f = f_of(g, reg)
-    return torch.exp((f[:, None] + g[None, :] - c) / reg + la + lb), err
+    log_plan, err = minibatch_log_plan(x0, x1, reg / 4.0, tol=tol, max_iter=max_iter)
+    return log_plan.exp(), err
 
 
 class OwnSF2MPath:
