@@ -894,7 +894,17 @@ def _add_solve_parser(sub) -> None:
     t.add_argument("--sde-steps", type=_positive_int, default=500, help="Heun steps of the SDE (default 500)")
     g = p.add_argument_group("solver settings (default: those of bridge.sb.SBConfig)")
     g.add_argument(
-        "--coupling", default=None, choices=("auto", "sinkhorn", "independent"), help="how (x0, x1) pairs are drawn"
+        "--coupling",
+        default=None,
+        choices=("auto", "minibatch", "sinkhorn", "independent"),
+        help="how (x0, x1) pairs are drawn (default auto: minibatch plans, or independent when a plan cannot "
+        "resolve the conditional law)",
+    )
+    g.add_argument(
+        "--drift-form",
+        default=None,
+        choices=("w,eta", "b,eta", "v,eta", "u", "endpoint"),
+        help="how the drift is learned (default w,eta: a velocity and a denoiser network)",
     )
     g.add_argument("--plan-size", type=_positive_int, default=None, help="points per side of the Sinkhorn coupling")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="Monte-Carlo batch per step")
@@ -944,6 +954,7 @@ def _sb_config(args):
         "warmup_steps": "warmup_steps",
         "inner_steps": "inner_steps",
         "interpolant": "interpolant",
+        "drift_form": "drift_form",
         "hidden": "hidden",
         "depth": "depth",
         "log_every": "log_every",

@@ -40,6 +40,16 @@ FIELD_SETS = (("b", "s"), ("b", "eta"), ("v", "s"), ("v", "eta"), ("b",), ("v",)
 _LOSSES = {"b": loss_b, "s": loss_s, "eta": loss_eta, "v": loss_v}
 
 
+def ema_update(averaged: nn.Module, model: nn.Module, ema: float, step: int) -> None:
+    """One step of the exponential moving average of ``model``'s weights into ``averaged``, with the
+    decay warmed up as ``min(ema, (1 + k) / (10 + k))`` at step ``k`` so that the initial weights do
+    not linger."""
+    decay = min(ema, (1.0 + step) / (10.0 + step))
+    with torch.no_grad():
+        for pa, pm in zip(averaged.parameters(), model.parameters(), strict=True):
+            pa.lerp_(pm, 1.0 - decay)
+
+
 def check_field_set(fields, interp: Interpolant) -> tuple[str, ...]:
     """Validate a field combination for an interpolant; returns it as a sorted-by-role tuple."""
     if isinstance(fields, str):
@@ -216,12 +226,8 @@ def train_fields(
         total.backward()
         opt.step()
         if averaged is not None:
-            # warm-up of the decay, (1 + k) / (10 + k), so the initial weights do not linger
-            decay = min(ema, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                for f, m in models.items():
-                    for pa, pm in zip(averaged[f].parameters(), m.parameters()):
-                        pa.lerp_(pm, 1.0 - decay)
+            for f, m in models.items():
+                ema_update(averaged[f], m, ema, step)
         n_run += 1
         if log_every and (step % log_every == 0 or step == 1):
             rec = {"step": step, "wall_s": round(time.perf_counter() - start, 3), "lr": cur_lr}

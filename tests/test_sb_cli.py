@@ -235,7 +235,8 @@ def test_resume_refuses_another_config_and_keeps_state(run_dir, capsys):
 
 
 @pytest.mark.parametrize(
-    "drift_form,interpolant", [("u", "fourier"), ("endpoint", "fourier"), ("b,eta", "fourier"), ("b,eta", "neural")]
+    "drift_form,interpolant",
+    [("u", "fourier"), ("endpoint", "fourier"), ("b,eta", "fourier"), ("w,eta", "fourier"), ("v,eta", "neural")],
 )
 def test_save_load_round_trip(tmp_path, drift_form, interpolant):
     g = torch.Generator().manual_seed(0)
@@ -274,10 +275,23 @@ def test_save_load_round_trip(tmp_path, drift_form, interpolant):
 
 
 def test_solve_with_the_neural_interpolant(tmp_path):
-    rc = _solve(tmp_path / "run", "--interpolant", "neural", "--quiet", steps=3)
+    rc = _solve(
+        tmp_path / "run",
+        "--interpolant",
+        "neural",
+        "--drift-form",
+        "b,eta",
+        "--coupling",
+        "minibatch",
+        "--quiet",
+        steps=3,
+    )
     assert rc == 0
     back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
     assert back.config.interpolant == "neural" and type(back.interpolant).__name__ == "NeuralInterpolant"
+    assert (
+        back.config.drift_form == "b,eta" and back.drift_net.split == "b" and back.coupling["coupling"] == "minibatch"
+    )
     assert all((tmp_path / "run" / png).is_file() for png in PNGS)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["training"]["config"]["interpolant"] == "neural"

@@ -33,6 +33,7 @@ from ..interpolants.learnable import FourierInterpolant, NeuralInterpolant
 from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
 from ..models import MLP
+from ..train import ema_update
 
 __all__ = ["CheckpointMismatchError", "SBConfig", "build_drift", "build_interpolant", "sb_objective", "solve_bridge"]
 
@@ -102,23 +103,45 @@ class SBConfig:
         log_every: progress line every this many outer steps (0: silent).
         seed: seeds the networks' initialisation and every Monte-Carlo draw.
         drift_form: ``"u"``: the MLP is ``u``; ``"endpoint"``: ``u = (D - x)/(1 - t)`` with the
-            MLP as ``D`` (:class:`EndpointDrift`), inner loss weighted by ``(1-t)^2``;
-            ``"b,eta"``: the two-network form, ``u = b - eps eta_z / gamma``
-            (:class:`TwoNetDrift`; also gives ``b`` and the score).
+            MLP as ``D`` (:class:`EndpointDrift`), inner loss weighted by ``(1-t)^2``; the
+            two-network forms (:class:`TwoNetDrift`; also give ``b`` and the score): a velocity
+            network and the denoiser ``eta_z``, split as ``"b,eta"`` (``u = b - eps eta_z / gamma``),
+            ``"v,eta"`` or ``"w,eta"`` (default: the velocity carries half of ``u``'s noise
+            coefficient, the split with the least regression noise at both ends). Measured on
+            the Gaussian d = 2 benchmark problem (120 s; ``benchmarks/sb_diagnose.py --problem
+            gauss2 --budget 120 --parts learned --steps 100 --test-points 200 --per-point 200
+            --cov-points 20000``, ``--bridge-set`` for the variants): the mean squared error
+            against the exact SB drift along the exact marginals is 0.0089 with ``"b,eta"``
+            and 0.0066 with ``"w,eta"``, the cross-covariance error against the exact drift on
+            the same Brownian increments 1.56% and 1.20%; on mix16-r1 (120 s, 200 x 200, floor
+            0.80%, ``coupling="sinkhorn"``): cBW2-UVP 1.60% and 1.33%.
+        ema: decay of an exponential moving average of the drift's weights over the inner steps
+            (warmed up as ``min(ema, (1+k)/(10+k))``); the result's drift is the average (None:
+            the last iterate). The same gauss2 runs: 0.0080 and 2.67% without, 0.0066 and 1.20%
+            with.
         threads: torch intra-op threads while solving (restored afterwards; None: leave torch's
             setting). The default 1 is deliberate: the solver's tensors are small (a batch of a
             few thousand rows through a small MLP), and on a busy 2-core machine torch's
             default 2 threads made one outer step ~10x slower (41 ms -> ~400 ms at d = 16)
             because the threads wait for each other.
         coupling: how ``(x0, x1)`` pairs are drawn (SPEC §5, "Couplings"): ``"independent"``
-            (the paper's max–min) or ``"sinkhorn"``: from the entropic plan at the same eps
-            between ``plan_size`` training points of each side (annealed log-domain Sinkhorn,
-            :func:`bridge.ot.entropic_potentials`). With the linear interpolant and
-            ``gamma = sqrt(2 eps t(1-t))`` (the default's starting point) that path *is* the SB
-            of the empirical plan; the outer loop then only has to remove its finite-sample bias.
-            ``"auto"`` (default): ``"sinkhorn"``, unless the first plan's rows put their mass on
-            fewer than ``AUTO_MIN_ROW_ESS = 10`` target points (median effective sample size
-            ``1 / sum_j pi(y_j | x_i)^2``); then the plan is a finite-sample matching, not the
+            (the paper's max–min); ``"minibatch"``: for every batch, a fresh entropic plan at the
+            same eps between ``batch_size`` random training points of each side
+            (:func:`bridge.ot.minibatch_log_plan`) and for each drawn ``x0`` a partner from its
+            row (SF2M's coupling, Tong et al. 2024); ``"sinkhorn"``: from ``plan_count`` fixed
+            entropic plans between ``plan_size`` training points of each side (annealed log-domain
+            Sinkhorn, :func:`bridge.ot.entropic_potentials`). With an entropic plan, the linear
+            interpolant and ``gamma = sqrt(2 eps t(1-t))`` (the default's starting point) the path
+            *is* the SB of that plan; the outer loop then only has to remove its finite-sample
+            bias. The drift learned from fixed plans is biased: on the same gauss2 runs its
+            cross-covariance error against the exact drift is 2.65%, from minibatch plans 1.20%,
+            from 10000 pairs of the exact plan 1.11%. A minibatch plan costs a Sinkhorn solve per
+            batch, which is slow at small eps: on mix2-r0.1 (eps = 0.05, 300 s) the fixed plans
+            were better (cBW2-UVP 0.084% against 0.134%).
+            ``"auto"`` (default): ``"minibatch"``, unless the rows of a first plan between
+            ``plan_size`` points of each side put their mass on fewer than
+            ``AUTO_MIN_ROW_ESS = 10`` target points (median effective sample size
+            ``1 / sum_j pi(y_j | x_i)^2``); then a plan is a finite-sample matching, not the
             bridge's plan, and ``"independent"`` is used (logged, and recorded in
             ``BridgeResult.coupling``). Measured on the mixture benchmark at d = 16, r = 0.1
             (eps = 0.05, 300 s, ``benchmarks/sb.py`` / ``benchmarks/sb_diagnose.py``): the 2048-point
@@ -127,19 +150,20 @@ class SBConfig:
             independent coupling 6.0%, and with pairs from the exact plan 5.4%. With 1024-point
             plans, mix64-r0.1 has a median row ESS of 1.2 (switched as well), the other
             benchmark problems 16-1000 (mixtures at d = 2 for r = 0.1, 1, 10 and at d = 16, 64
-            for r = 1, 10; Gaussians d = 5, 10), where the plans are kept.
+            for r = 1, 10; Gaussians d = 5, 10).
             ``"paired"``: row ``i`` of ``x0`` and of ``x1`` is a pair, e.g. draws from a known
             plan (the benchmark's oracle coupling, which isolates the plan's finite-sample bias)
             or aligned data; the max–min then learns the interpolant between those pairs.
-        plan_size: training points per side in the Sinkhorn coupling (the plan costs
-            ``plan_size^2`` memory and time).
+        plan_size: training points per side in the Sinkhorn coupling and in ``"auto"``'s first
+            plan (the plan costs ``plan_size^2`` memory and time).
         plan_count: at most this many independent plans on disjoint subsets of ``plan_size``
             points per side (as many as the data fill), so that the coupling sees up to
             ``plan_count * plan_size`` training points. Measured on the Gaussian d = 5 benchmark
             problem (10000 points per side, 60 s): one plan 0.935% cBW2-UVP and 3.9%
             cross-covariance error, four plans 0.672% and 3.0% (floor 0.556% and 2.65%; SF2M
             0.680% and 3.7%), although the four plans took 32 s of the 60.
-        plan_tol: accepted L1 marginal error of that plan (ten times more stops the solve).
+        plan_tol: accepted L1 marginal error of those plans and of the minibatch plans (ten
+            times more stops the solve).
     """
 
     outer_steps: int = 1000
@@ -159,16 +183,17 @@ class SBConfig:
     log_every: int = 200
     seed: int = 0
     threads: int | None = 1
-    drift_form: str = "b,eta"
+    drift_form: str = "w,eta"
     coupling: str = "auto"
     plan_size: int = 2048
     plan_count: int = 4
     plan_tol: float = 1e-3
     neural_hidden: int = 64
     neural_depth: int = 2
+    ema: float | None = 0.999
 
 
-COUPLINGS = ("auto", "sinkhorn", "independent", "paired")
+COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
 INTERPOLANTS = ("fourier", "neural")
 
 
@@ -211,6 +236,14 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
             return x0[i], x1[i]
 
         return draw, {"coupling": "paired"}
+    if cfg.coupling == "minibatch":
+        info = {
+            "coupling": "minibatch",
+            "minibatch_size": cfg.batch_size,
+            "plan_solver": "bridge.ot.minibatch_log_plan",
+            "plan_tol": cfg.plan_tol,
+        }
+        return _MinibatchPairs(x0, x1, eps, cfg.plan_tol, gen), info
     from ..ot import ConvergenceError, entropic_potentials
 
     t0 = time.perf_counter()
@@ -246,8 +279,8 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
         rows = pots.log_conditional(a).softmax(dim=1)
         if k == 0:
             ess = float((1.0 / rows.pow(2).sum(dim=1)).median())
-            if cfg.coupling == "auto" and ess < AUTO_MIN_ROW_ESS:
-                return _unresolved_plan(x0, x1, eps, ess, k0, k1, time.perf_counter() - t0, gen, say, cfg)
+            if cfg.coupling == "auto":
+                return _auto_choice(x0, x1, eps, ess, k0, k1, time.perf_counter() - t0, gen, say, cfg)
         cdf = rows.cumsum_(dim=1)
         cdfs.append((cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64))
         As.append(a)
@@ -284,21 +317,33 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
     return _PlanPairs(a, b, cdf, gen), info
 
 
-def _unresolved_plan(x0, x1, eps, ess, k0, k1, wall_s, gen, say, cfg):
-    """``coupling="auto"``: the first plan's rows are (nearly) single target points, so its pairs are a
-    finite-sample matching rather than draws from the bridge's plan; use the independent coupling."""
-    say(
-        f"[solve] Sinkhorn plan on {k0} x {k1} points at eps = {eps:g}: a row's mass sits on {ess:.1f} target "
-        f"points (median effective sample size < {AUTO_MIN_ROW_ESS}), too few to resolve the conditional law; "
-        "using the independent coupling (the paper's max-min) instead"
-    )
-    draw, info = _pair_sampler(x0, x1, eps, replace(cfg, coupling="independent"), gen, say)
+def _auto_choice(x0, x1, eps, ess, k0, k1, wall_s, gen, say, cfg):
+    """``coupling="auto"``: the first plan's median row ESS decides. Rows that spread over at least
+    ``AUTO_MIN_ROW_ESS`` targets resolve the conditional law: fresh minibatch plans
+    (``"minibatch"``). Rows on (nearly) single target points make the plan a finite-sample matching
+    rather than draws from the bridge's plan: the independent coupling, the paper's max-min."""
+    if ess < AUTO_MIN_ROW_ESS:
+        choice = "independent"
+        reason = f"median row effective sample size {ess:.3g} of a Sinkhorn plan < {AUTO_MIN_ROW_ESS}"
+        say(
+            f"[solve] Sinkhorn plan on {k0} x {k1} points at eps = {eps:g}: a row's mass sits on {ess:.1f} target "
+            f"points (median effective sample size < {AUTO_MIN_ROW_ESS}), too few to resolve the conditional law; "
+            "using the independent coupling (the paper's max-min) instead"
+        )
+    else:
+        choice = "minibatch"
+        reason = f"median row effective sample size {ess:.3g} of a Sinkhorn plan >= {AUTO_MIN_ROW_ESS}"
+        say(
+            f"[solve] Sinkhorn plan on {k0} x {k1} points at eps = {eps:g}: a row's mass spreads over {ess:.1f} "
+            f"target points; using fresh minibatch plans of {cfg.batch_size} x {cfg.batch_size} points"
+        )
+    draw, info = _pair_sampler(x0, x1, eps, replace(cfg, coupling=choice), gen, say)
     info = info | {
         "requested": "auto",
         "plan_size": [k0, k1],
         "plan_row_ess_median": ess,
         "plan_wall_s": round(wall_s, 3),
-        "reason": f"median row effective sample size {ess:.3g} of the first Sinkhorn plan < {AUTO_MIN_ROW_ESS}",
+        "reason": reason,
     }
     return draw, info
 
@@ -317,6 +362,31 @@ class _PlanPairs:
         v = torch.rand(n, 1, generator=self.gen, dtype=self.cdf.dtype).to(self.cdf.device)
         j = torch.searchsorted(self.cdf[p, i], v).squeeze(1).clamp_(max=k1 - 1)
         return self.a[p, i], self.b[p, j]
+
+
+class _MinibatchPairs:
+    """A fresh entropic plan at the same eps between ``n`` random training points of each side for
+    every draw (:func:`bridge.ot.minibatch_log_plan`), and for row ``i`` a partner ``j ~ P(j | i)``
+    (so each drawn ``x0`` appears once): the minibatch coupling of SF2M (Tong et al. 2024)."""
+
+    def __init__(self, x0: Tensor, x1: Tensor, eps: float, tol: float, gen: torch.Generator):
+        self.x0, self.x1, self.eps, self.tol, self.gen = x0, x1, eps, tol, gen
+
+    def __call__(self, n: int):
+        from ..ot import ConvergenceError, minibatch_log_plan
+
+        a = self.x0[torch.randint(0, self.x0.shape[0], (n,), generator=self.gen).to(self.x0.device)]
+        b = self.x1[torch.randint(0, self.x1.shape[0], (n,), generator=self.gen).to(self.x1.device)]
+        log_plan, err = minibatch_log_plan(a, b, self.eps, tol=self.tol, max_iter=300)
+        if not err <= 10 * self.tol:
+            raise ConvergenceError(
+                f"minibatch coupling: marginal error {err:.3g} of a {n} x {n} plan at eps = {self.eps:g}; "
+                "use coupling='independent' or 'sinkhorn'"
+            )
+        cdf = log_plan.softmax(dim=1).cumsum_(dim=1)
+        v = torch.rand(n, 1, generator=self.gen, dtype=cdf.dtype).to(cdf.device)
+        j = torch.searchsorted(cdf / cdf[:, -1:], v).squeeze(1).clamp_(max=n - 1)
+        return a, b[j]
 
 
 def _sampler(x: Tensor, name: str):
@@ -376,47 +446,94 @@ class EndpointDrift(nn.Module):
 
 
 class TwoNetDrift(nn.Module):
-    r"""The two-network form (SPEC §5): ``b`` and the denoiser ``eta_z = E[z | x_t]`` learned
-    apart, ``u = b_F = b + eps s`` with ``s = -eta_z / gamma`` (SPEC §2).
+    r"""The two-network forms (SPEC §5): a velocity network and the denoiser ``eta_z = E[z | x_t]``
+    learned apart, ``u = b_F = b + eps s`` with ``s = -eta_z / gamma`` (SPEC §2).
 
-    The denoiser's regression target ``z`` has unit variance at every ``t``, whereas the target
-    of ``u`` carries ``eps z / gamma``, whose variance blows up at both ends; this is the
-    noise-prediction trick that also makes SF2M's score head well conditioned. The drift is
-    evaluated at ``t`` clamped to ``[t_min, 1 - t_min]`` (``gamma`` vanishes at the ends).
-    Call :meth:`bind` with the interpolant (for ``gamma``) and eps before use.
+    The drift's regression target is ``d/dt I + c z`` with ``c = gamma_dot - eps / gamma``
+    (SPEC §5). The velocity network learns ``E[d/dt I + kappa z | x_t]`` and
+    ``u = velocity + (c - kappa) eta_z``, for one of three splits of ``c``:
+
+    * ``"b"``: ``kappa = gamma_dot``: the velocity network is ``b`` (SPEC §2), ``u = b - eps eta_z / gamma``;
+    * ``"v"``: ``kappa = 0``: it is ``v = E[d/dt I | x_t]``, and ``u = v + c eta_z``;
+    * ``"w"``: ``kappa = c / 2``: each network carries half of ``c``.
+
+    The denoiser's target ``z`` has unit variance at every ``t``; the ``z`` in the velocity's target
+    and the factor ``c - kappa`` on ``eta_z`` both carry regression noise into ``u``. With
+    ``gamma_0 = sqrt(2 eps t(1-t))``, ``c = (gamma gamma_dot - eps) / gamma = -2 eps t / gamma``:
+    it vanishes like ``t^{1/2}`` at ``t = 0`` and blows up like ``(1-t)^{-1/2}`` at ``t = 1``,
+    whereas ``gamma_dot`` blows up at both ends. Near either end the target's two noises are nearly
+    independent (``Var(z | x_t) ~ 1``), so the noise reaching ``u`` is about
+    ``kappa^2 + (c - kappa)^2``, smallest at ``kappa = c / 2``: ``"w"``. ``"b"`` is close to that
+    at ``t -> 1`` (``gamma_dot ~ c / 2``) but adds ``2 gamma_dot^2 ~ eps / t`` at ``t -> 0``, where
+    the drift becomes the difference of two large, noisy estimates; ``"v"`` is the reverse.
+    Measured on the Gaussian d = 2 benchmark problem (120 s, mean squared error against the exact
+    SB drift along the exact marginals in the time bands ``t < 0.1 / t > 0.9``, from
+    ``benchmarks/sb_diagnose.py``; see :class:`SBConfig`): ``"b"`` 0.037 / 0.019, ``"w"`` 0.005 /
+    0.029.
+
+    The networks are evaluated at ``t`` clamped to ``[t_min, 1 - t_min]`` (``gamma`` vanishes at
+    the ends). Call :meth:`bind` with the interpolant (for ``gamma``) and eps before use.
     """
 
-    def __init__(self, b: nn.Module, eta: nn.Module, t_min: float):
+    SPLITS = ("b", "v", "w")
+
+    def __init__(self, b: nn.Module, eta: nn.Module, t_min: float, split: str = "b"):
         super().__init__()
-        self.b, self.eta = b, eta
+        if split not in self.SPLITS:
+            raise ValueError(f"split: expected one of {', '.join(self.SPLITS)}, got {split!r}")
+        self.split = split
+        setattr(self, split, b)  # a module: state-dict keys "b.*", "v.*" or "w.*" name what it learns
+        self.eta = eta
         self.t_min = float(t_min)
-        self._gamma = None
+        self._interp = None
         self.eps = None
 
+    @property
+    def first(self) -> nn.Module:
+        """The velocity network (``b``, ``v`` or ``w``: ``split``)."""
+        return getattr(self, self.split)
+
     def bind(self, interpolant: Interpolant, eps: float) -> TwoNetDrift:
-        object.__setattr__(self, "_gamma", interpolant.gamma)  # not a submodule: no duplicate parameters
+        object.__setattr__(self, "_interp", interpolant)  # not a submodule: no duplicate parameters
         self.eps = float(eps)
         return self
 
     def _clamp(self, t: Tensor) -> Tensor:
         return t.clamp(self.t_min, 1.0 - self.t_min)
 
+    def coefficients(self, t: Tensor) -> dict[str, Tensor]:
+        """``gamma``, ``gamma_dot``, ``c = gamma_dot - eps / gamma`` and ``kappa`` at ``t`` (float64,
+        detached: the networks are the inner variable, held fixed when the outer step moves gamma)."""
+        it, t = self._interp, t.to(torch.float64)
+        with torch.no_grad():
+            g = it.gamma(t)
+            c = (it.gamma_gamma_dot(t) - self.eps) / g  # finite where gamma > 0
+            gd = c + self.eps / g
+            kappa = {"b": gd, "v": torch.zeros_like(c), "w": 0.5 * c}[self.split]
+        return {"gamma": g, "gamma_dot": gd, "c": c, "kappa": kappa}
+
     def score(self, t: Tensor, x: Tensor) -> Tensor:
         """``s(t, x) = -eta_z(t, x) / gamma(t)``."""
         t = self._clamp(t)
-        # detached: u is the inner variable, held fixed when the outer step moves gamma
-        g = bcast(self._gamma(t.to(torch.float64)).detach().to(x.dtype), x)
-        return -self.eta(t, x) / g
+        return -self.eta(t, x) / bcast(self._interp.gamma(t.to(torch.float64)).detach().to(x.dtype), x)
 
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
         """The interpolant's drift ``b(t, x)`` (the probability-flow ODE's velocity)."""
-        return self.b(self._clamp(t), x)
+        t = self._clamp(t)
+        if self.split == "b":
+            return self.b(t, x)
+        k = self.coefficients(t)
+        return self.first(t, x) + bcast((k["gamma_dot"] - k["kappa"]).to(x.dtype), x) * self.eta(t, x)
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.velocity(t, x) + self.eps * self.score(t, x)
+        t = self._clamp(t)
+        if self.split == "b":
+            return self.b(t, x) + self.eps * self.score(t, x)
+        k = self.coefficients(t)
+        return self.first(t, x) + bcast((k["c"] - k["kappa"]).to(x.dtype), x) * self.eta(t, x)
 
 
-DRIFT_FORMS = ("u", "endpoint", "b,eta")
+DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
 
 
 def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
@@ -425,9 +542,9 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
     if cfg.drift_form not in DRIFT_FORMS:
         raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
     net = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
-    if cfg.drift_form == "b,eta":
+    if cfg.drift_form.endswith(",eta"):
         eta = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
-        return TwoNetDrift(net, eta, cfg.t_min)
+        return TwoNetDrift(net, eta, cfg.t_min, split=cfg.drift_form[0])
     return net if cfg.drift_form == "u" else EndpointDrift(net)
 
 
@@ -529,9 +646,16 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     if not (isinstance(interpolant, nn.Module) and isinstance(interpolant, Interpolant)):
         raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
     interpolant = interpolant.to(device)
+    if cfg.ema is not None and not (isinstance(cfg.ema, float | int) and 0.0 < cfg.ema < 1.0):
+        raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
     u = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
-    if isinstance(u, TwoNetDrift):
-        u.bind(interpolant, eps)
+    u_avg = None
+    if cfg.ema is not None:  # the returned drift: a moving average of u's weights
+        u_avg = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
+        u_avg.load_state_dict(u.state_dict())
+    for net in (u, u_avg):
+        if isinstance(net, TwoNetDrift):
+            net.bind(interpolant, eps)
     opt_in = torch.optim.Adam(u.parameters(), lr=cfg.lr_inner)
     outer_params = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
@@ -545,7 +669,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     start = time.perf_counter()
     elapsed0 = 0.0  # training time of earlier sessions (resume)
     history: list = []
-    step, warm_done = 0, 0
+    step, warm_done, n_inner = 0, 0, 0
     restored = None
     if resume and ckpt is not None and ckpt.is_file():
         restored = load_checkpoint(ckpt)
@@ -556,10 +680,10 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     if restored is not None and "coupling" in restored[0]:
         cp = restored[0]["coupling"]
         draw_pairs, coupling_info = _PlanPairs(cp["a"], cp["b"], cp["cdf"], gen), restored[1]["coupling_info"]
-    elif restored is not None and restored[1]["coupling_info"].get("coupling") == "independent":
-        # also an "auto" run that chose it: its plan is not rebuilt (the generator is restored below)
-        indep = replace(cfg, coupling="independent")
-        draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, indep, gen, say)[0], restored[1]["coupling_info"]
+    elif restored is not None and restored[1]["coupling_info"].get("coupling") in ("independent", "minibatch"):
+        # also an "auto" run that chose one: its first plan is not rebuilt (the generator is restored below)
+        chosen = replace(cfg, coupling=restored[1]["coupling_info"]["coupling"])
+        draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, chosen, gen, say)[0], restored[1]["coupling_info"]
     else:
         draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, cfg, gen, say)
 
@@ -573,12 +697,15 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         }
         if hasattr(draw_pairs, "tensors"):
             tensors["coupling"] = draw_pairs.tensors
+        if u_avg is not None:
+            tensors["drift_ema"] = u_avg.state_dict()
         meta = {
             "kind": "bridge-solve-state",
             "problem": problem,
             "coupling_info": coupling_info,
             "step": step,
             "warmup_done": warm_done,
+            "inner_done": n_inner,
             "history": history,
             "elapsed_s": elapsed0 + time.perf_counter() - start,
         }
@@ -591,6 +718,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         _load_optimizer(opt_in, tensors["opt_inner"])
         _load_optimizer(opt_out, tensors["opt_outer"])
         gen.set_state(tensors["rng"]["generator"])
+        if u_avg is not None:
+            u_avg.load_state_dict(tensors["drift_ema"])
+        n_inner = int(meta["inner_done"])
         step, warm_done, history = int(meta["step"]), int(meta["warmup_done"]), list(meta["history"])
         elapsed0 = float(meta["elapsed_s"])
         say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
@@ -602,12 +732,18 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         return xa, xb, t, z
 
     def inner_step():
+        nonlocal n_inner
         xa, xb, t, z = batch()
         with torch.no_grad():  # the interpolant is held fixed in the inner step
             s = interpolant.sample(t, xa, xb, z)
         if isinstance(u, TwoNetDrift):
-            # L_b + L_eta (SPEC §2): same minimisers as L_b + eps^2 L_s, the score through eta
-            per = quadratic_loss(u.b, s, s.drift_even, s.drift_odd, antithetic=True)
+            # L_b + L_eta (SPEC §2): same minimisers as L_b + eps^2 L_s, the score through eta;
+            # splits "v", "w": the velocity's target is d/dt I + kappa z (TwoNetDrift)
+            if u.split == "b":
+                odd = s.drift_odd
+            else:  # kappa z
+                odd = bcast(u.coefficients(s.t)["kappa"].to(s.noise.dtype), s.noise) * s.noise
+            per = quadratic_loss(u.first, s, s.drift_even, odd, antithetic=True)
             per = per + quadratic_loss(u.eta, s, torch.zeros_like(s.noise), s.noise, antithetic=True)
         else:
             per = _objective(u, s, eps)
@@ -619,6 +755,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         opt_in.zero_grad(set_to_none=True)
         loss.backward()
         opt_in.step()
+        n_inner += 1
+        if u_avg is not None:
+            ema_update(u_avg, u, cfg.ema, n_inner)
         return float(loss.detach())
 
     def elapsed():
@@ -691,6 +830,8 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         )
         say(f"[solve] warning: {msg[len('solve_bridge: ') :]}")
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    if u_avg is not None:
+        u = u_avg
     u.eval()
     return BridgeResult(
         drift_net=u,
