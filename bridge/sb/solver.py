@@ -281,8 +281,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
             ess = float((1.0 / rows.pow(2).sum(dim=1)).median())
             if cfg.coupling == "auto":
                 return _auto_choice(x0, x1, eps, ess, k0, k1, time.perf_counter() - t0, gen, say, cfg)
-        cdf = rows.cumsum_(dim=1)
-        cdfs.append((cdf / cdf[:, -1:]).to(torch.float32 if a.dtype != torch.float64 else torch.float64))
+        cdfs.append(_row_cdf(rows).to(torch.float32 if a.dtype != torch.float64 else torch.float64))
         As.append(a)
         Bs.append(b)
         errs.append(pots.marginal_error)
@@ -348,6 +347,18 @@ def _auto_choice(x0, x1, eps, ess, k0, k1, wall_s, gen, say, cfg):
     return draw, info
 
 
+def _row_cdf(rows: Tensor) -> Tensor:
+    """Row-wise CDFs of the non-negative rows of a plan, each ending at exactly 1."""
+    cdf = rows.cumsum(dim=1)
+    return cdf / cdf[:, -1:]
+
+
+def _draw_from_rows(cdf: Tensor, gen: torch.Generator) -> Tensor:
+    """One column index per row, drawn from the row's distribution given as its CDF (inversion)."""
+    v = torch.rand(cdf.shape[0], 1, generator=gen, dtype=cdf.dtype).to(cdf.device)
+    return torch.searchsorted(cdf, v).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
+
 class _PlanPairs:
     """Draws ``(x0, x1)`` pairs from a discrete plan given by its row-normalised CDF."""
 
@@ -356,12 +367,10 @@ class _PlanPairs:
         self.tensors = {"a": a, "b": b, "cdf": cdf}
 
     def __call__(self, n: int):
-        count, k0, k1 = self.cdf.shape
+        count, k0, _ = self.cdf.shape
         p = torch.randint(0, count, (n,), generator=self.gen).to(self.a.device)
         i = torch.randint(0, k0, (n,), generator=self.gen).to(self.a.device)
-        v = torch.rand(n, 1, generator=self.gen, dtype=self.cdf.dtype).to(self.cdf.device)
-        j = torch.searchsorted(self.cdf[p, i], v).squeeze(1).clamp_(max=k1 - 1)
-        return self.a[p, i], self.b[p, j]
+        return self.a[p, i], self.b[p, _draw_from_rows(self.cdf[p, i], self.gen)]
 
 
 class _MinibatchPairs:
@@ -383,10 +392,7 @@ class _MinibatchPairs:
                 f"minibatch coupling: marginal error {err:.3g} of a {n} x {n} plan at eps = {self.eps:g}; "
                 "use coupling='independent' or 'sinkhorn'"
             )
-        cdf = log_plan.softmax(dim=1).cumsum_(dim=1)
-        v = torch.rand(n, 1, generator=self.gen, dtype=cdf.dtype).to(cdf.device)
-        j = torch.searchsorted(cdf / cdf[:, -1:], v).squeeze(1).clamp_(max=n - 1)
-        return a, b[j]
+        return a, b[_draw_from_rows(_row_cdf(log_plan.softmax(dim=1)), self.gen)]
 
 
 def _sampler(x: Tensor, name: str):
