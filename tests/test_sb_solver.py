@@ -391,3 +391,24 @@ def test_resume_of_an_auto_run_that_chose_independent(tmp_path):
     t, x = torch.linspace(0.05, 0.95, 5), torch.randn(5, 16)
     with torch.no_grad():
         assert torch.equal(res.drift(t, x), full.drift(t, x))
+
+
+@pytest.mark.parametrize("split", ["b", "w"])
+def test_two_network_drift_with_one_time_for_all_rows(split):
+    """A sampler's step passes one time for all rows; the drift, score and velocity then equal their
+    row-by-row values (random interpolant parameters, per-dimension coefficients, learned gamma)."""
+    torch.manual_seed(5)
+    interp = build_interpolant(SBConfig(diagonal=True, learn_gamma=True), 3, 0.4)
+    with torch.no_grad():
+        for p in interp.parameters():
+            p.normal_(0, 0.2)
+    nets = [torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double() for _ in "ab"]
+    drift = TwoNetDrift(*(lambda t, x, n=n: n(torch.cat([t[:, None], x], 1)) for n in nets), t_min=1e-3, split=split)
+    drift = drift.bind(interp, 0.4)
+    x = torch.randn(6, 3, dtype=DT)
+    for t0 in (0.0, 0.3, 0.999):
+        t = torch.full((6,), t0, dtype=DT)
+        for name in ("forward", "score", "velocity"):
+            together = getattr(drift, name)(t, x)
+            apart = torch.cat([getattr(drift, name)(t[i : i + 1], x[i : i + 1]) for i in range(6)])
+            torch.testing.assert_close(together, apart, rtol=1e-12, atol=1e-12)

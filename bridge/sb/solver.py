@@ -525,17 +525,21 @@ class TwoNetDrift(nn.Module):
         """``gamma``, ``gamma_dot``, ``c = gamma_dot - eps / gamma`` and ``kappa`` at ``t`` (float64,
         detached: the networks are the inner variable, held fixed when the outer step moves gamma)."""
         it, t = self._interp, t.to(torch.float64)
+        # a sampler's step passes one time for all rows: evaluate the curves once, then broadcast
+        one = t.dim() == 1 and t.numel() > 1 and bool((t == t[0]).all())
+        ts = t[:1] if one else t
         with torch.no_grad():
-            g = it.gamma(t)
-            c = (it.gamma_gamma_dot(t) - self.eps) / g  # finite where gamma > 0
+            g = it.gamma(ts)
+            c = (it.gamma_gamma_dot(ts) - self.eps) / g  # finite where gamma > 0
             gd = c + self.eps / g
             kappa = {"b": gd, "v": torch.zeros_like(c), "w": 0.5 * c}[self.split]
-        return {"gamma": g, "gamma_dot": gd, "c": c, "kappa": kappa}
+        out = {"gamma": g, "gamma_dot": gd, "c": c, "kappa": kappa}
+        return {k: v.expand(t.shape[0], *v.shape[1:]) for k, v in out.items()} if one else out
 
     def score(self, t: Tensor, x: Tensor) -> Tensor:
         """``s(t, x) = -eta_z(t, x) / gamma(t)``."""
         t = self._clamp(t)
-        return -self.eta(t, x) / bcast(self._interp.gamma(t.to(torch.float64)).detach().to(x.dtype), x)
+        return -self.eta(t, x) / bcast(self.coefficients(t)["gamma"].to(x.dtype), x)
 
     def velocity(self, t: Tensor, x: Tensor) -> Tensor:
         """The interpolant's drift ``b(t, x)`` (the probability-flow ODE's velocity)."""
