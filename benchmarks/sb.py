@@ -307,8 +307,8 @@ def minibatch_plan(x0: torch.Tensor, x1: torch.Tensor, reg: float, *, tol: float
     annealed from ``max C``; the row marginal is exact, the column marginal within ``tol``).
     Returns ``(plan (n, m) float64, marginal error)``.
     """
-    log_plan, err = minibatch_log_plan(x0, x1, reg / 4.0, tol=tol, max_iter=max_iter)
-    return log_plan.exp(), err
+    res = minibatch_log_plan(x0, x1, reg / 4.0, tol=tol, max_iter=max_iter)
+    return res.log_plan.exp(), res.marginal_error
 
 
 class OwnSF2MPath:

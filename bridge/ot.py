@@ -60,8 +60,8 @@ __all__ = [
     "EntropicPlanResult",
     "entropic_plan",
     "entropic_potentials",
+    "MinibatchPlan",
     "minibatch_log_plan",
-    "minibatch_log_potentials",
 ]
 
 _BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passes (32 MiB in float64)
@@ -349,6 +349,22 @@ def entropic_plan(
     )
 
 
+@dataclass(eq=False)
+class MinibatchPlan:
+    """:func:`minibatch_log_plan`'s result.
+
+    Attributes:
+        log_plan: ``log P``, ``(n, m)``, float64; the rows sum to ``1/n`` exactly.
+        potential: the source potential ``f``, ``(n,)``, float64: with the source points, the
+            ``warm`` start of a later plan.
+        marginal_error: L1 error of the column marginal.
+    """
+
+    log_plan: Tensor
+    potential: Tensor
+    marginal_error: float
+
+
 def minibatch_log_plan(
     x0: Tensor,
     x1: Tensor,
@@ -357,8 +373,8 @@ def minibatch_log_plan(
     tol: float = 1e-2,
     max_iter: int = 200,
     warm: tuple[Tensor, Tensor] | None = None,
-):
-    r"""``log P`` of the entropic plan between two small sample sets (a minibatch), and its marginal error.
+) -> MinibatchPlan:
+    r"""The entropic plan between two small sample sets (a minibatch), in the log domain.
 
     :math:`P = \operatorname{argmin}_{P \in \Pi(\mathbf 1/n, \mathbf 1/m)} \langle P, C\rangle
     + 4\epsilon\,\mathrm{KL}(P \,|\, ab^\top)`, :math:`C_{ij} = |x_i - y_j|^2`, by log-domain Sinkhorn
@@ -367,14 +383,14 @@ def minibatch_log_plan(
     default tolerance is loose. Float64 inside.
 
     Cold, the potentials start by halving the temperature from ``max C`` down to ``4 eps`` (stable
-    at any eps). With ``warm = (x_prev, f_prev)``, the source points and source potential of an
-    earlier plan between samples of the same two distributions at the same eps (see
-    :func:`minibatch_log_potentials`), the target potential instead starts as the c-transform of
-    ``f_prev``, i.e. the earlier plan's out-of-sample potential at ``x1``, and the temperature
-    is halved twice from ``16 eps``. Consecutive minibatch plans in training are such plans; with
-    256 points per side at ``tol = 1e-2`` the warm start needs 0.65-0.95 of the cold start's
-    passes on ``benchmarks/sb.py``'s problems at eps >= 0.5, and as many at eps = 0.05, where
-    the minibatch potentials differ more from plan to plan.
+    at any eps). With ``warm = (x_prev, f_prev)``, the source points and ``potential`` of an
+    earlier plan between samples of the same two distributions at the same eps, the target
+    potential instead starts as the c-transform of ``f_prev``, i.e. the earlier plan's
+    out-of-sample potential at ``x1``, and the temperature is halved twice from ``16 eps``.
+    Consecutive minibatch plans in training are such plans; with 256 points per side at
+    ``tol = 1e-2`` the warm start needs 0.65-0.95 of the cold start's passes on
+    ``benchmarks/sb.py``'s problems at eps >= 0.5, and as many at eps = 0.05, where the minibatch
+    potentials differ more from plan to plan.
 
     Args:
         x0, x1: ``(n, d)`` and ``(m, d)``.
@@ -384,31 +400,16 @@ def minibatch_log_plan(
         warm: ``(x_prev (k, d), f_prev (k,))`` or None.
 
     Returns:
-        ``(log_plan (n, m) float64, marginal error)``; the caller decides what error it accepts.
+        :class:`MinibatchPlan`; the caller decides what marginal error it accepts.
 
     Example:
         >>> import torch
         >>> g = torch.Generator().manual_seed(0)
         >>> x0, x1 = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g) + 1
-        >>> lp, err = minibatch_log_plan(x0, x1, 0.5, tol=1e-6, max_iter=1000)
-        >>> err <= 1e-6, round(float(lp.exp().sum()), 6)
+        >>> res = minibatch_log_plan(x0, x1, 0.5, tol=1e-6, max_iter=1000)
+        >>> res.marginal_error <= 1e-6, round(float(res.log_plan.exp().sum()), 6)
         (True, 1.0)
     """
-    log_plan, _, err = minibatch_log_potentials(x0, x1, eps, tol=tol, max_iter=max_iter, warm=warm)
-    return log_plan, err
-
-
-def minibatch_log_potentials(
-    x0: Tensor,
-    x1: Tensor,
-    eps: float,
-    *,
-    tol: float = 1e-2,
-    max_iter: int = 200,
-    warm: tuple[Tensor, Tensor] | None = None,
-):
-    """:func:`minibatch_log_plan`, also returning the source potential ``f (n,)`` (float64), the
-    ``f_prev`` of a later warm start: ``(log_plan, f, marginal error)``."""
     reg = 4.0 * check_eps(eps)
     x, y = _pair(x0, x1, ("x0", "x1"))
     c = _sqdist(x.to(torch.float64), y.to(torch.float64))
@@ -446,7 +447,7 @@ def minibatch_log_potentials(
             break
         g = g_next
         f = f_of(g, reg)
-    return (f[:, None] + g[None, :] - c) / reg + la + lb, f, err
+    return MinibatchPlan((f[:, None] + g[None, :] - c) / reg + la + lb, f, err)
 
 
 def _c_transform(pot: Tensor, y: Tensor, x: Tensor, log_w: Tensor, reg: float) -> Tensor:

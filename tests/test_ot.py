@@ -178,10 +178,10 @@ def test_minibatch_log_plan_matches_pot():
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(40, 3, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g, dtype=torch.float64)
     for eps in (0.25, 0.02):
-        log_plan, err = minibatch_log_plan(x0, x1 + 2.0, eps, tol=1e-9, max_iter=20000)
+        res = minibatch_log_plan(x0, x1 + 2.0, eps, tol=1e-9, max_iter=20000)
         ref = entropic_plan(x0, x1 + 2.0, eps, tol=1e-9, max_iter=200000)
-        assert err <= 1e-9
-        torch.testing.assert_close(log_plan.exp(), ref.plan, rtol=0, atol=1e-9)
+        assert res.marginal_error <= 1e-9
+        torch.testing.assert_close(res.log_plan.exp(), ref.plan, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="eps"):
         minibatch_log_plan(x0, x1, 0.0)
 
@@ -189,23 +189,23 @@ def test_minibatch_log_plan_matches_pot():
 def test_minibatch_warm_start_matches_pot(monkeypatch):
     """A plan started warm from another minibatch's source potential is the same plan (against
     POT), and at a loose tolerance it needs fewer sweeps than the cold start."""
-    from bridge.ot import entropic_plan, minibatch_log_plan, minibatch_log_potentials
+    from bridge.ot import entropic_plan, minibatch_log_plan
 
     g = torch.Generator().manual_seed(1)
     draw = lambda n: torch.randn(n, 2, generator=g, dtype=torch.float64) * torch.tensor([1.0, 0.3], dtype=F64)
     xp, yp, x0, x1 = draw(60), draw(60) + 1.5, draw(50), draw(40) + 1.5
     eps = 0.02
-    _, f_prev, _ = minibatch_log_potentials(xp, yp, eps, tol=1e-6, max_iter=5000)
-    log_plan, err = minibatch_log_plan(x0, x1, eps, tol=1e-9, max_iter=20000, warm=(xp, f_prev))
+    f_prev = minibatch_log_plan(xp, yp, eps, tol=1e-6, max_iter=5000).potential
+    res = minibatch_log_plan(x0, x1, eps, tol=1e-9, max_iter=20000, warm=(xp, f_prev))
     ref = entropic_plan(x0, x1, eps, tol=1e-9, max_iter=200000)
-    assert err <= 1e-9
-    torch.testing.assert_close(log_plan.exp(), ref.plan, rtol=0, atol=1e-9)
+    assert res.marginal_error <= 1e-9
+    torch.testing.assert_close(res.log_plan.exp(), ref.plan, rtol=0, atol=1e-9)
 
     def half_sweeps(warm):  # logsumexp passes, annealing included
         calls = []
         real = torch.logsumexp
         monkeypatch.setattr(torch, "logsumexp", lambda *a, **k: calls.append(1) or real(*a, **k))
-        assert minibatch_log_plan(x0, x1, eps, tol=1e-2, max_iter=500, warm=warm)[1] <= 1e-2
+        assert minibatch_log_plan(x0, x1, eps, tol=1e-2, max_iter=500, warm=warm).marginal_error <= 1e-2
         monkeypatch.undo()
         return len(calls)
 

@@ -394,19 +394,19 @@ class _MinibatchPairs:
         self.tensors: dict = {}  # {"x_prev", "f_prev"} once a plan was solved
 
     def __call__(self, n: int):
-        from ..ot import ConvergenceError, minibatch_log_potentials
+        from ..ot import ConvergenceError, minibatch_log_plan
 
         a = self.x0[torch.randint(0, self.x0.shape[0], (n,), generator=self.gen).to(self.x0.device)]
         b = self.x1[torch.randint(0, self.x1.shape[0], (n,), generator=self.gen).to(self.x1.device)]
         warm = (self.tensors["x_prev"], self.tensors["f_prev"]) if self.tensors else None
-        log_plan, f, err = minibatch_log_potentials(a, b, self.eps, tol=self.tol, max_iter=300, warm=warm)
-        if not err <= 10 * self.tol:
+        plan = minibatch_log_plan(a, b, self.eps, tol=self.tol, max_iter=300, warm=warm)
+        if not plan.marginal_error <= 10 * self.tol:
             raise ConvergenceError(
-                f"minibatch coupling: marginal error {err:.3g} of a {n} x {n} plan at eps = {self.eps:g}; "
-                "use coupling='independent' or 'sinkhorn'"
+                f"minibatch coupling: marginal error {plan.marginal_error:.3g} of a {n} x {n} plan at "
+                f"eps = {self.eps:g}; use coupling='independent' or 'sinkhorn'"
             )
-        self.tensors = {"x_prev": a, "f_prev": f}
-        return a, b[_draw_from_rows(_row_cdf(log_plan.softmax(dim=1)), self.gen)]
+        self.tensors = {"x_prev": a, "f_prev": plan.potential}
+        return a, b[_draw_from_rows(_row_cdf(plan.log_plan.softmax(dim=1)), self.gen)]
 
 
 def _sampler(x: Tensor, name: str):
