@@ -412,3 +412,31 @@ def test_two_network_drift_with_one_time_for_all_rows(split):
             together = getattr(drift, name)(t, x)
             apart = torch.cat([getattr(drift, name)(t[i : i + 1], x[i : i + 1]) for i in range(6)])
             torch.testing.assert_close(together, apart, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("grid", ["end", "uniform"])
+def test_sample_grids_reproduce_the_exact_gaussian_bridge(grid):
+    """BridgeResult.sample with the exact SB drift of a 1-D Gaussian problem at a large eps (where the
+    drift is stiff near t = 1): the law of x1 given x0 is the closed form's, within 4 standard errors,
+    on the end-refined grid (an exact change of time) and on the uniform one."""
+    from bridge.reference import gaussian_sb
+    from bridge.sb import BridgeResult
+
+    eps = 2.0
+    sb = gaussian_sb(0.0, 1.0, 1.0, 0.5, eps=eps)
+
+    class Exact(torch.nn.Module):
+        def forward(self, t, x):
+            return sb.drift(t, x)
+
+    res = BridgeResult(drift_net=Exact(), interpolant=build_interpolant(SBConfig(), 1, eps), eps=eps)
+    x0 = torch.tensor([[-1.0], [0.5]], dtype=DT)
+    k = 20000
+    y = res.sample(x0, per_point=k, steps=100, generator=torch.Generator().manual_seed(0), grid=grid)
+    assert y.shape == (2, k, 1)
+    mean, var = sb.conditional_mean(x0)[:, 0], sb.conditional_cov()[0, 0]
+    se_mean, se_var = (var / k) ** 0.5, var * (2.0 / (k - 1)) ** 0.5
+    assert ((y[:, :, 0].mean(1) - mean).abs() < 4 * se_mean).all()
+    assert ((y[:, :, 0].var(1) - var).abs() < 4 * se_var).all()
+    with pytest.raises(ValueError, match="^grid: expected"):
+        res.sample(x0, grid="log")

@@ -198,7 +198,7 @@ def evaluate_bridge(
     ev.times = tuple(k / sde_steps for k in idx)
     xs = x0.detach().to(device=device, dtype=dtype)
     try:
-        end, traj = result.sample(xs, per_point=1, steps=sde_steps, generator=gen, trajectory=True)
+        end, traj = result.sample(xs, per_point=1, steps=sde_steps, generator=gen, trajectory=True, grid="uniform")
         ys = result.sample(xs, per_point=per_point, steps=sde_steps, generator=gen)
     except FloatingPointError as exc:
         errors["sde"] = f"the SDE diverged ({exc}); try more SDE steps"
