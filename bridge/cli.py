@@ -936,7 +936,13 @@ def _add_sample_parser(sub) -> None:
         "--per-point", required=True, type=_positive_int, metavar="K", help="samples of x1 per row of the source"
     )
     p.add_argument("--out", required=True, metavar="Y.npy", help="output .npy file (float32, shape (n, K, d))")
-    p.add_argument("--steps", type=_positive_int, default=500, metavar="N", help="Heun steps of the SDE (default 500)")
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=500,
+        metavar="N",
+        help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2 (default 500)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -1196,7 +1202,7 @@ def cmd_sample(args) -> int:
     rows = max(1, SAMPLE_CHUNK // k)
     k_chunk = min(k, SAMPLE_CHUNK)
     t_start = time.perf_counter()
-    _log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps")
+    _log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def fill(arr):

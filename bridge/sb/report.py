@@ -187,7 +187,13 @@ def evaluate_bridge(
             "scaling": 0.9,
             "points": min(sinkhorn_points, n, int(b.shape[0])),
         },
-        "sde": {"solver": "StochasticHeun", "steps": sde_steps, "per_point": per_point, "points": n},
+        "sde": {
+            "solver": "StochasticHeun",
+            "steps": sde_steps,
+            "grid": "end-refined t = 1 - (1 - s)^2 for the coupling samples; uniform for the paths",
+            "per_point": per_point,
+            "points": n,
+        },
     }
     metrics: dict = {"target_cov_trace": tr_cov}
     ev = BridgeEvaluation(metrics=metrics, settings=settings, errors=errors, x0=a, x1=b)
