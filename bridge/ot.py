@@ -412,7 +412,8 @@ def minibatch_log_plan(
     """
     reg = 4.0 * check_eps(eps)
     x, y = _pair(x0, x1, ("x0", "x1"))
-    c = _sqdist(x.to(torch.float64), y.to(torch.float64))
+    y = y.to(torch.float64)
+    c = _sqdist(x.to(torch.float64), y)
     n, m = c.shape
     la, lb = -math.log(n), -math.log(m)
 
@@ -429,7 +430,7 @@ def minibatch_log_plan(
                 f"warm: expected (x_prev (k, {x.shape[1]}), f_prev (k,)), got shapes "
                 f"{tuple(x_prev.shape)} and {tuple(f_prev.shape)}"
             )
-        c_prev = _sqdist(x_prev.to(device=c.device, dtype=c.dtype), y.to(torch.float64))
+        c_prev = _sqdist(x_prev.to(device=c.device, dtype=c.dtype), y)
         g = g_of(f_prev.to(device=c.device, dtype=c.dtype), reg, c_prev, -math.log(x_prev.shape[0]))
         level = min(float(c.max()), 4 * reg)  # two halvings: a minibatch's potential is noisy at small eps
     else:

@@ -23,6 +23,32 @@ __all__ = ["BridgeResult", "RESULT_KIND"]
 RESULT_KIND = "bridge-result"
 
 
+SDE_GRIDS = ("end", "uniform")
+
+
+def _check_grid(grid: str) -> None:
+    if grid not in SDE_GRIDS:
+        raise ValueError(f"grid: expected 'end' or 'uniform', got {grid!r}")
+
+
+def _end_time(s):
+    """The end-refined grid's time ``t = 1 - (1 - s)^2`` at the uniform ``s``."""
+    return 1.0 - (1.0 - s) ** 2
+
+
+def sde_times(steps: int, grid: str = "end") -> Tensor:
+    """The ``steps + 1`` times (float64) at which :meth:`BridgeResult.sample` visits the SDE, i.e.
+    the times of its ``trajectory``.
+
+    Example:
+        >>> sde_times(4).tolist()
+        [0.0, 0.4375, 0.75, 0.9375, 1.0]
+    """
+    _check_grid(grid)
+    s = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
+    return _end_time(s) if grid == "end" else s
+
+
 @dataclass
 class BridgeResult:
     """A solved Schrödinger bridge (SPEC §5).
@@ -83,23 +109,21 @@ class BridgeResult:
 
         Returns:
             ``(n, per_point, d)`` tensor (and the trajectory ``(steps+1, n, per_point, d)`` when
-            ``trajectory``, at the times ``1 - (1 - k/steps)^2`` for ``grid="end"``, ``k/steps``
-            for ``"uniform"``).
+            ``trajectory``, at the times :func:`sde_times` ``(steps, grid)``).
         """
         from ..samplers import StochasticHeun, sample_sde
 
         if not isinstance(per_point, int) or per_point < 1:
             raise ValueError(f"per_point: expected a positive int, got {per_point!r}")
-        if grid not in ("end", "uniform"):
-            raise ValueError(f"grid: expected 'end' or 'uniform', got {grid!r}")
+        _check_grid(grid)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
         drift, eps = self.drift, self.eps
-        if grid == "end":  # t = 1 - (1 - s)^2, dt/ds = 2 (1 - s)
+        if grid == "end":  # dt/ds = 2 (1 - s)
             u, eps0 = self.drift, float(self.eps)
 
             def drift(s, x):
-                return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * u(1.0 - (1.0 - s) ** 2, x)
+                return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * u(_end_time(s), x)
 
             def eps(s):
                 return eps0 * 2.0 * (1.0 - s)
