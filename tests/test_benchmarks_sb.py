@@ -28,10 +28,11 @@ TINY += ["--cov-points", "300", "--sde-steps", "4", "--sf2m-impl", "own", "--thr
 @pytest.mark.filterwarnings("ignore:solve_bridge. the time budget:RuntimeWarning")  # a 0.5 s budget on purpose
 def test_one_problem_all_methods(bench, tmp_path, capsys):
     out = tmp_path / "sb.json"
-    bench.main(TINY + ["--out", str(out)])
+    bench.main(TINY + ["--sf2m-grid", "end", "--out", str(out)])
     rec = json.loads(out.read_text())
     (prob,) = rec["problems"]
     assert set(prob["methods"]) == {"bridge", "pot", "sf2m"}
+    assert prob["methods"]["sf2m"]["sde_grid"] == prob["methods"]["bridge"]["sde_grid"] == "end"
     for res in prob["methods"].values():
         assert "error" not in res, res.get("error")
         assert math.isfinite(res["cbw2_uvp"]) and math.isfinite(res["cross_cov_error"])

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..interpolants.base import Interpolant
 
-__all__ = ["BridgeResult", "RESULT_KIND"]
+__all__ = ["BridgeResult", "RESULT_KIND", "end_grid_sde", "sde_times"]
 
 #: ``meta["kind"]`` of a saved :class:`BridgeResult`.
 RESULT_KIND = "bridge-result"
@@ -47,6 +47,30 @@ def sde_times(steps: int, grid: str = "end") -> Tensor:
     _check_grid(grid)
     s = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
     return _end_time(s) if grid == "end" else s
+
+
+def end_grid_sde(drift, eps: float):
+    """The SDE ``dX = drift(t, X) dt + sqrt(2 eps) dW`` in the end-refined time ``s`` of
+    :func:`sde_times` (``t = 1 - (1 - s)^2``): ``(drift_s, eps_s)`` for
+    :func:`bridge.samplers.sample_sde` from ``s = 0`` to 1, i.e. ``drift_s(s, x) = t'(s) drift(t(s), x)``
+    and ``eps_s(s) = eps t'(s)`` with ``t'(s) = 2 (1 - s)``. An exact change of time: the law at
+    ``s`` is the law of the original SDE at ``t(s)``; only the discretisation changes (uniform
+    steps in ``s`` shrink towards ``t = 1``).
+
+    Example:
+        >>> d, e = end_grid_sde(lambda t, x: t[:, None] * x, 0.5)
+        >>> d(torch.tensor([0.5]), torch.ones(1, 1)).item(), e(torch.tensor(0.5)).item()
+        (0.75, 0.5)
+    """
+    eps0 = float(eps)
+
+    def drift_s(s, x):
+        return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * drift(_end_time(s), x)
+
+    def eps_s(s):
+        return eps0 * 2.0 * (1.0 - s)
+
+    return drift_s, eps_s
 
 
 @dataclass
@@ -119,15 +143,8 @@ class BridgeResult:
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
         drift, eps = self.drift, self.eps
-        if grid == "end":  # dt/ds = 2 (1 - s)
-            u, eps0 = self.drift, float(self.eps)
-
-            def drift(s, x):
-                return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * u(_end_time(s), x)
-
-            def eps(s):
-                return eps0 * 2.0 * (1.0 - s)
-
+        if grid == "end":
+            drift, eps = end_grid_sde(self.drift, self.eps)
         with torch.no_grad():
             res = sample_sde(
                 drift,
