@@ -70,14 +70,14 @@ def test_diagnose_runs_every_part(diagnose, tmp_path, capsys):
     out = tmp_path / "diag.json"
     args = ["--problem", "gauss2", "--budget", "0.6", "--budgets", "0.3", "--steps", "4,30", "--main-steps", "4"]
     args += ["--n-train", "400", "--test-points", "6", "--per-point", "8", "--cov-points", "4000", "--out", str(out)]
-    args += ["--sf2m-impl", "own"]
+    args += ["--sf2m-impl", "own", "--oracle-pairs", "700"]
     diagnose.main(args)
     rec = json.loads(out.read_text())
     parts = [r["part"] for r in rec["rows"]]
     assert parts == ["exact", "exact", "learned", "learned", "oracle", "budget", "sf2m", "sf2m"]
     assert all(math.isfinite(r["cbw2_uvp"]) and math.isfinite(r["cross_cov_error"]) for r in rec["rows"])
     oracle = next(r for r in rec["rows"] if r["part"] == "oracle")
-    assert oracle["coupling"] == "paired"
+    assert oracle["coupling"] == "paired" and oracle["what"] == "bridge on 700 exact-plan pairs"
     # the exact SB drift through 30 Heun steps reproduces the closed-form cross-covariance up to the
     # sampling noise of 4000 pairs (the floor's own error); a wrong drift or eps would be far off
     exact30 = next(r for r in rec["rows"] if r["part"] == "exact" and r["sde_steps"] == 30)
