@@ -97,6 +97,7 @@ QUICK = dict(problems="gauss5,mix16-r1", budget=20.0, n_train=4000, test_points=
 FULL = dict(
     problems=",".join(ALL_PROBLEMS), budget=300.0, n_train=10_000, test_points=500, per_point=500, sde_steps=200
 )
+BRIDGE_GRID = "end"  # bridge's SDE grid (BridgeResult.sample's default), passed and recorded
 ROWS_PER_CHUNK = 2**17  # SDE paths integrated at once
 OWN_SF2M = (
     "SF2M (own implementation of Tong et al. 2024: minibatch entropic OT coupling + Brownian bridge "
@@ -227,13 +228,13 @@ def run_bridge(prob: Problem, args) -> dict:
         "implementation": "bridge.sb.solve_bridge (max-min over interpolants, SPEC §5)",
         "train_s": train_s,
         "sde_steps": args.sde_steps,
-        "sde_grid": "end",  # BridgeResult.sample's default
+        "sde_grid": BRIDGE_GRID,
         "outer_steps": res.steps,
         "stopped_by": res.stopped_by,
         "coupling": res.coupling,
         "config": asdict(cfg),
     }
-    draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen)
+    draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)
     return out | evaluate(prob, draw, args, g)
 
 
