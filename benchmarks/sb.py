@@ -232,6 +232,7 @@ def run_bridge(prob: Problem, args) -> dict:
         "outer_steps": res.steps,
         "stopped_by": res.stopped_by,
         "coupling": res.coupling,
+        "validation": res.validation,
         "config": asdict(cfg),
     }
     draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)

@@ -150,6 +150,16 @@ def _positive_int(s):
     return v
 
 
+def _holdout_fraction(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {s!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {s!r}")
+    return v
+
+
 def _nonnegative_int(s):
     try:
         v = int(s)
@@ -919,6 +929,20 @@ def _add_solve_parser(sub) -> None:
     g.add_argument("--hidden", type=_positive_int, default=None, help="width of the drift MLP")
     g.add_argument("--depth", type=_positive_int, default=None, help="hidden layers of the drift MLP")
     g.add_argument("--log-every", type=_nonnegative_int, default=None, help="history record every N outer steps")
+    g.add_argument(
+        "--holdout",
+        type=_holdout_fraction,
+        default=None,
+        metavar="FRAC",
+        help="share of the training samples held out to pick the best state (early stopping; default 0: none)",
+    )
+    g.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="with --holdout: stop after N validations without a better state (default: train to the budget)",
+    )
 
 
 def _add_sample_parser(sub) -> None:
@@ -964,6 +988,8 @@ def _sb_config(args):
         "hidden": "hidden",
         "depth": "depth",
         "log_every": "log_every",
+        "holdout": "holdout",
+        "patience": "patience",
     }
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     return SBConfig(seed=args.seed, **given)
@@ -1097,6 +1123,7 @@ def cmd_solve(args) -> int:
             "coupling": res.coupling,
             "config": dataclasses.asdict(cfg),
             "history": res.history,
+            "validation": res.validation,
         },
         "sde_steps": args.sde_steps,
         "timings": {

@@ -151,6 +151,9 @@ def _bad_files(tmp):
         ({"--out": "{tmp}/file"}, "not a directory"),
         ({"--source": "no-such-set"}, "neither a built-in"),
         ({"--coupling": "exact"}, "--coupling"),
+        ({"--holdout": "1.5"}, "--holdout"),
+        ({"--holdout": "half"}, "--holdout"),
+        ({"--patience": "0"}, "--patience"),
     ],
 )
 def test_solve_bad_input_one_line(tmp_path, capsys, change, word):
@@ -295,6 +298,16 @@ def test_solve_with_the_neural_interpolant(tmp_path):
     assert all((tmp_path / "run" / png).is_file() for png in PNGS)
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["training"]["config"]["interpolant"] == "neural"
+
+
+def test_solve_with_holdout_reports_the_validation(tmp_path):
+    rc = _solve(tmp_path / "run", "--holdout", "0.2", "--patience", "50", "--quiet", steps=4)
+    assert rc == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    val = report["training"]["validation"]
+    assert report["training"]["config"]["holdout"] == 0.2 and report["training"]["config"]["patience"] == 50
+    assert val["held_out"] == [60, 60] and 1 <= val["best_step"] <= 4 and val["curve"][-1]["step"] == 4
+    assert BridgeResult.load(tmp_path / "run" / "bridge.pt").validation == val
 
 
 def test_unknown_interpolant_is_refused():

@@ -72,12 +72,19 @@ def test_solve_bridge_runs_and_samples_shapes():
     assert curves["alpha"].shape == (5, 2) and bool(curves["gamma"][0].eq(0).all())
 
 
-@pytest.mark.parametrize("coupling", ["auto", "minibatch", "sinkhorn", "independent"])
-def test_resume_after_interruption_continues_exactly(tmp_path, coupling):
-    """An interrupted solve leaves a usable checkpoint; resuming it gives the uninterrupted result."""
+@pytest.mark.parametrize(
+    "coupling, holdout",
+    [("auto", 0.0), ("minibatch", 0.0), ("sinkhorn", 0.0), ("independent", 0.0), ("minibatch", 0.2), ("sinkhorn", 0.2)],
+)
+def test_resume_after_interruption_continues_exactly(tmp_path, coupling, holdout):
+    """An interrupted solve leaves a usable checkpoint; resuming it gives the uninterrupted result
+    (with ``holdout``: the same validation curve and the same best state)."""
     g = torch.Generator().manual_seed(2)
     x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
     cfg = SBConfig(
+        holdout=holdout,
+        val_every=2,
+        val_size=100,
         outer_steps=12,
         warmup_steps=3,
         batch_size=32,
@@ -108,6 +115,10 @@ def test_resume_after_interruption_continues_exactly(tmp_path, coupling):
         assert torch.equal(res.drift(t, x), full.drift(t, x))
     for p, q in zip(res.interpolant.parameters(), full.interpolant.parameters(), strict=True):
         assert torch.equal(p, q)
+    timeless = lambda v: v | {"curve": [c | {"wall_s": None} for c in v.get("curve", [])]}
+    assert timeless(res.validation) == timeless(full.validation)
+    if holdout:
+        assert [c["step"] for c in res.validation["curve"]] == [2, 4, 6, 8, 10, 12]
 
 
 def test_resume_refuses_a_checkpoint_of_another_problem(tmp_path):
@@ -440,3 +451,84 @@ def test_sample_grids_reproduce_the_exact_gaussian_bridge(grid):
     assert ((y[:, :, 0].var(1) - var).abs() < 4 * se_var).all()
     with pytest.raises(ValueError, match="^grid: expected"):
         res.sample(x0, grid="log")
+
+
+def test_holdout_split_is_disjoint_and_keeps_pairs_together():
+    from bridge.sb.solver import _split_holdout
+
+    x0 = torch.arange(40.0).reshape(20, 2)
+    x1 = -torch.arange(60.0).reshape(30, 2)
+    a, b, (va, vb) = _split_holdout(x0, x1, SBConfig(holdout=0.25), torch.Generator().manual_seed(0))
+    assert (a.shape[0], va.shape[0], b.shape[0], vb.shape[0]) == (15, 5, 22, 8)
+    for train, held, full in ((a, va, x0), (b, vb, x1)):
+        rows = {tuple(r) for r in torch.cat([train, held]).tolist()}
+        assert len(rows) == full.shape[0] == train.shape[0] + held.shape[0]  # a partition of the rows
+    y1 = 100 + x0  # row i of x0 and y1 is a pair
+    a, b, (va, vb) = _split_holdout(x0, y1, SBConfig(holdout=0.25, coupling="paired"), torch.Generator())
+    assert torch.equal(b - a, torch.full_like(a, 100.0)) and torch.equal(vb - va, torch.full_like(va, 100.0))
+
+
+def test_holdout_returns_the_state_with_the_lowest_validation_loss():
+    """With few training points the drift overfits; the result is the best state on the held-out
+    pairs: every later state lost the comparison under the then current interpolant, and the
+    returned drift and interpolant have the recorded loss (recomputed with the public objective)."""
+    from bridge.sb.solver import VAL_SEED_OFFSET, _split_holdout, _validation_set
+
+    g = torch.Generator().manual_seed(5)
+    x0, x1 = torch.randn(60, 1, generator=g), 0.5 * torch.randn(60, 1, generator=g) + 2
+    cfg = SBConfig(
+        outer_steps=60, warmup_steps=5, batch_size=64, hidden=32, log_every=0, drift_form="u",
+        coupling="independent", holdout=0.25, val_every=3, val_size=512, ema=None, lr_inner=1e-2,
+    )  # fmt: skip
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    curve = res.validation["curve"]
+    assert [c["step"] for c in curve] == list(range(3, 61, 3))
+    best = res.validation["best_step"]
+    assert res.validation["best_loss"] == next(c["val_loss"] for c in curve if c["step"] == best)
+    later = [c for c in curve if c["step"] > best]
+    assert later and all(c["val_loss"] >= c["best_val_loss"] for c in later)  # each later state lost
+    assert res.validation["held_out"] == [15, 15] and res.stopped_by == "steps"
+    # the same held-out pairs, times and noise as the solver drew (its own generator)
+    gen = torch.Generator().manual_seed(cfg.seed + VAL_SEED_OFFSET)
+    held = _split_holdout(x0, x1, cfg, gen)[2]
+    vs = _validation_set(held, 0.5, "independent", cfg, gen, torch.float32, "cpu")
+    with torch.no_grad():
+        loss = sb_objective(res.drift_net, res.interpolant, vs["x0"], vs["x1"], 0.5, t=vs["t"], z=vs["z"]).mean()
+    assert float(loss) == pytest.approx(res.validation["best_loss"], rel=1e-5)
+
+
+def test_patience_stops_early_and_save_load_keeps_the_validation(tmp_path):
+    from bridge.sb import BridgeResult
+
+    g = torch.Generator().manual_seed(6)
+    x0, x1 = torch.randn(60, 1, generator=g), torch.randn(60, 1, generator=g) + 1
+    cfg = SBConfig(
+        outer_steps=500, warmup_steps=2, batch_size=32, hidden=16, log_every=0, coupling="independent",
+        holdout=0.25, val_every=1, val_size=256, patience=2, lr_inner=2e-2,
+    )  # fmt: skip
+    lines = []
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append)
+    assert res.stopped_by == "early_stop" and res.steps < 500
+    assert res.steps == res.validation["best_step"] + 2
+    assert any("early stop" in m for m in lines)
+    res.save(tmp_path / "r.pt")
+    back = BridgeResult.load(tmp_path / "r.pt")
+    assert back.validation == res.validation and back.stopped_by == "early_stop"
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("holdout", 1.0, "holdout"),
+        ("holdout", -0.1, "holdout"),
+        ("holdout", 0.01, "fewer than 2"),
+        ("val_size", 0, "val_size"),
+        ("val_every", 1.5, "val_every"),
+        ("patience", 0, "patience"),
+    ],
+)
+def test_validation_settings_are_checked(field, value, match):
+    x = torch.randn(50, 1)
+    cfg = dataclasses.replace(SBConfig(outer_steps=1, warmup_steps=0, log_every=0), **{field: value})
+    with pytest.raises(ValueError, match=match):
+        solve_bridge(x, x + 1, 0.5, config=cfg, progress=lambda m: None)

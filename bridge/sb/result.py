@@ -82,9 +82,13 @@ class BridgeResult:
         interpolant: the learned interpolant (outer variable).
         eps: the paper's eps.
         history: per logged outer step: objective, kinetic-energy estimate, inner gap, wall time.
-        steps, wall_s, stopped_by: outer steps taken, training wall time, "steps" or "time_budget".
+        steps, wall_s, stopped_by: outer steps taken, training wall time, "steps",
+            "time_budget" or "early_stop".
         config: the :class:`~bridge.sb.solver.SBConfig` used.
         coupling: how the training pairs ``(x0, x1)`` were drawn (``solve_bridge``'s record).
+        validation: with ``SBConfig.holdout > 0``: the held-out sizes, the validation curve
+            (``{"step", "val_loss", "wall_s"}`` records) and ``best_step``, the outer step whose
+            drift and interpolant these are; empty otherwise.
     """
 
     drift_net: nn.Module
@@ -96,6 +100,7 @@ class BridgeResult:
     stopped_by: str = "steps"
     config: object = None
     coupling: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -176,8 +181,8 @@ class BridgeResult:
         """Write the result to ``path`` atomically: network weights as tensors, the rest as JSON.
 
         Stored: the state dicts of ``drift_net`` and ``interpolant``, ``eps``, the dimension,
-        ``config`` (as a dict), ``history``, ``steps``, ``wall_s``, ``stopped_by`` and
-        ``coupling``. Only results whose networks :meth:`load` can rebuild from the config
+        ``config`` (as a dict), ``history``, ``steps``, ``wall_s``, ``stopped_by``,
+        ``coupling`` and ``validation``. Only results whose networks :meth:`load` can rebuild from the config
         (the default ones of :func:`~bridge.sb.solver.solve_bridge`) are accepted.
 
         Raises:
@@ -214,6 +219,7 @@ class BridgeResult:
             "wall_s": float(self.wall_s),
             "stopped_by": self.stopped_by,
             "coupling": self.coupling,
+            "validation": self.validation,
         }
         save_checkpoint(path, state, meta)
 
@@ -263,6 +269,7 @@ class BridgeResult:
             stopped_by=str(meta.get("stopped_by", "steps")),
             config=cfg,
             coupling=dict(meta.get("coupling") or {}),
+            validation=dict(meta.get("validation") or {}),
         )
 
 

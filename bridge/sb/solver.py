@@ -83,6 +83,21 @@ class SBConfig:
 
     Attributes:
         outer_steps: outer (ascent) steps on the interpolant.
+        holdout: fraction of each side's samples held out for validation (0: none). The held-out
+            points get pairs from the same coupling as training (resolved by ``"auto"``), drawn
+            once with their times and noise. Every ``val_every`` outer steps the inner loss of
+            the returned (averaged) drift on them is compared with that of the best state so
+            far, both under the current interpolant, and the better one is kept; the result is
+            the best state's drift and interpolant (``BridgeResult.validation`` has the curve).
+            Under one interpolant ``I`` the inner loss is ``1/2 E|u - u*_I|^2`` plus a term of
+            ``I`` alone, so the comparison ranks drifts by their distance to the held-out
+            conditional drift ``u*_I``: a drift that fits the training points' atoms loses it.
+            The loss values of different steps are not comparable (the outer loop raises that
+            term).
+        val_size: validation pairs (each with its antithetic partner).
+        val_every: outer steps between validation evaluations (and one at the end).
+        patience: with ``holdout``, stop after this many evaluations without a new best
+            (``stopped_by == "early_stop"``; None: train on and return the best).
         inner_steps: inner (descent) steps on ``u`` per outer step (SPEC §5: K).
         warmup_steps: inner steps before the first outer step.
         batch_size: Monte-Carlo batch per step (times two with the antithetic partner).
@@ -102,7 +117,7 @@ class SBConfig:
         time_budget: wall-clock cap in seconds (None: none). Longer is not always better: on
             10000 samples per side the solver overfits them (on the mixture benchmark at d = 16,
             r = 0.1: cBW2-UVP 4.8% / 6.0% / 10.9% after 100 / 300 / 900 s, 3.0% after 300 s on
-            50000 samples; README, "Hard problems"). There is no early stopping yet.
+            50000 samples; README, "Hard problems"). ``holdout`` turns on early stopping.
         log_every: progress line every this many outer steps (0: silent).
         seed: seeds the networks' initialisation and every Monte-Carlo draw.
         drift_form: ``"u"``: the MLP is ``u``; ``"endpoint"``: ``u = (D - x)/(1 - t)`` with the
@@ -200,6 +215,10 @@ class SBConfig:
     neural_hidden: int = 64
     neural_depth: int = 2
     ema: float | None = 0.999
+    holdout: float = 0.0
+    val_size: int = 8192
+    val_every: int = 50
+    patience: int | None = None
 
 
 COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
@@ -419,6 +438,65 @@ def _sampler(x: Tensor, name: str):
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: contains NaN or Inf")
     return lambda n, g: x[torch.randint(0, x.shape[0], (n,), generator=g).to(x.device)]
+
+
+#: The held-out split and the validation set come from their own generator, seeded with
+#: ``seed + VAL_SEED_OFFSET``, so that they never shift the training draws.
+VAL_SEED_OFFSET = 7919
+
+
+def _check_validation_settings(cfg: SBConfig) -> None:
+    h = cfg.holdout
+    if isinstance(h, bool) or not isinstance(h, int | float) or not 0 <= h < 1:
+        raise ValueError(f"holdout: expected a fraction in [0, 1), got {h!r}")
+    for name in ("val_size", "val_every"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
+    p = cfg.patience
+    if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 1):
+        raise ValueError(f"patience: expected None or an int >= 1, got {p!r}")
+
+
+def _split_holdout(x0: Tensor, x1: Tensor, cfg: SBConfig, gen: torch.Generator):
+    """``(x0_train, x1_train, held_out)``: a random ``cfg.holdout`` share of each side held out
+    (``held_out = (x0_val, x1_val)``, or None when ``holdout == 0``). ``"paired"`` data keep
+    their rows together."""
+    if cfg.holdout == 0:
+        return x0, x1, None
+    n0, n1 = x0.shape[0], x1.shape[0]
+    m0, m1 = round(cfg.holdout * n0), round(cfg.holdout * n1)
+    if min(m0, m1, n0 - m0, n1 - m1) < 2:
+        raise ValueError(
+            f"holdout: {cfg.holdout:g} of {n0} and {n1} samples leaves fewer than 2 points to train or to "
+            "validate on; change holdout or give more samples"
+        )
+    p0 = torch.randperm(n0, generator=gen).to(x0.device)
+    p1 = p0 if cfg.coupling == "paired" and n0 == n1 else torch.randperm(n1, generator=gen).to(x1.device)
+    return x0[p0[m0:]], x1[p1[m1:]], (x0[p0[:m0]], x1[p1[:m1]])
+
+
+def _validation_set(held_out, eps: float, coupling: str, cfg: SBConfig, gen: torch.Generator, dtype, device):
+    """``cfg.val_size`` pairs of the held-out points from the training's coupling, with their
+    times and noise: ``{"x0", "x1", "t", "z"}``, drawn once."""
+    v0, v1 = held_out
+    n = min(cfg.batch_size, v0.shape[0], v1.shape[0])  # minibatch plans: as large as the held-out data allow
+    vcfg = replace(cfg, coupling=coupling, time_budget=None, batch_size=n)
+    draw, _ = _pair_sampler(v0, v1, eps, vcfg, gen, lambda m: None)
+    xa, xb, left = [], [], cfg.val_size
+    while left > 0:
+        a, b = draw(min(n, left))
+        xa.append(a)
+        xb.append(b)
+        left -= a.shape[0]
+    a, b = torch.cat(xa), torch.cat(xb)
+    t = sample_times(a.shape[0], (cfg.t_min, 1.0 - cfg.t_min), generator=gen, dtype=dtype).to(device)
+    z = torch.randn(a.shape, generator=gen, dtype=dtype).to(device)
+    return {"x0": a, "x1": b, "t": t, "z": z}
+
+
+def _clone_state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def build_interpolant(
@@ -663,7 +741,14 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         raise ValueError(f"coupling: expected one of {', '.join(COUPLINGS)}, got {cfg.coupling!r}")
     if x0.shape[1] != x1.shape[1]:
         raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
+    _check_validation_settings(cfg)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
+    problem = {"d": d, "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": asdict(cfg)}
+    for key in ("time_budget", "threads", "log_every", "outer_steps", "patience"):  # a resumed run may change these
+        problem["config"].pop(key)
+    problem["data_sha256"] = _data_digest(x0, x1)
+    gen_val = torch.Generator().manual_seed(cfg.seed + VAL_SEED_OFFSET)
+    x0, x1, held_out = _split_holdout(x0, x1, cfg, gen_val)
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
     gen = torch.Generator().manual_seed(cfg.seed)
     if interpolant is None:
@@ -687,10 +772,6 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     outer_params = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
     t_range = (cfg.t_min, 1.0 - cfg.t_min)
-    problem = {"d": d, "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": asdict(cfg)}
-    for key in ("time_budget", "threads", "log_every", "outer_steps"):  # a resumed run may change these
-        problem["config"].pop(key)
-    problem["data_sha256"] = _data_digest(x0, x1)
     ckpt = Path(checkpoint) if checkpoint is not None else None
 
     start = time.perf_counter()
@@ -716,6 +797,17 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             draw_pairs.tensors = dict(restored[0].get("coupling", {}))
     else:
         draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, cfg, gen, say)
+    net_out = u_avg if u_avg is not None else u  # the drift the result returns
+    vstate = {"set": None, "best": None, "best_step": None, "best_loss": None, "since_best": 0, "curve": []}
+    if held_out is not None:
+        if restored is not None and "validation" in restored[0]:
+            vstate["set"] = restored[0]["validation"]
+        else:
+            vstate["set"] = _validation_set(held_out, eps, coupling_info["coupling"], cfg, gen_val, dtype, device)
+            say(
+                f"[solve] validation: {held_out[0].shape[0]} + {held_out[1].shape[0]} held-out points, "
+                f"{cfg.val_size} pairs ({coupling_info['coupling']} coupling), every {cfg.val_every} outer steps"
+            )
 
     def state_now():
         tensors = {
@@ -729,6 +821,10 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             tensors["coupling"] = draw_pairs.tensors
         if u_avg is not None:
             tensors["drift_ema"] = u_avg.state_dict()
+        if vstate["set"] is not None:
+            tensors["validation"] = vstate["set"]
+        if vstate["best"] is not None:
+            tensors["best_drift"], tensors["best_interpolant"] = vstate["best"]
         meta = {
             "kind": "bridge-solve-state",
             "problem": problem,
@@ -738,6 +834,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             "inner_done": n_inner,
             "history": history,
             "elapsed_s": elapsed0 + time.perf_counter() - start,
+            "validation": {k: vstate[k] for k in ("best_step", "best_loss", "since_best", "curve")},
         }
         return tensors, meta
 
@@ -753,6 +850,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         n_inner = int(meta["inner_done"])
         step, warm_done, history = int(meta["step"]), int(meta["warmup_done"]), list(meta["history"])
         elapsed0 = float(meta["elapsed_s"])
+        if "best_drift" in tensors:
+            vstate["best"] = (tensors["best_drift"], tensors["best_interpolant"])
+        vstate |= meta.get("validation") or {}
         say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
 
     def batch():
@@ -761,27 +861,31 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         z = torch.randn(xa.shape, generator=gen, dtype=dtype).to(device)
         return xa, xb, t, z
 
+    def inner_loss(net, s):
+        """The inner loss per sample (antithetic pairs) of ``net`` on interpolant samples ``s``."""
+        if isinstance(net, TwoNetDrift):
+            # L_b + L_eta (SPEC §2): same minimisers as L_b + eps^2 L_s, the score through eta;
+            # splits "v", "w": the velocity's target is d/dt I + kappa z (TwoNetDrift)
+            if net.split == "b":
+                odd = s.drift_odd
+            else:  # kappa z
+                odd = bcast(net.coefficients(s.t)["kappa"].to(s.noise.dtype), s.noise) * s.noise
+            per = quadratic_loss(net.first, s, s.drift_even, odd, antithetic=True)
+            per = per + quadratic_loss(net.eta, s, torch.zeros_like(s.noise), s.noise, antithetic=True)
+        else:
+            per = _objective(net, s, eps)
+        if cfg.drift_form == "endpoint":
+            # same pointwise minimiser; (1-t)^2 turns it into the regression of D on
+            # x_t + (1-t) * target, whose variance stays bounded as t -> 1
+            per = per * (1.0 - s.t).pow(2)
+        return per
+
     def inner_step():
         nonlocal n_inner
         xa, xb, t, z = batch()
         with torch.no_grad():  # the interpolant is held fixed in the inner step
             s = interpolant.sample(t, xa, xb, z)
-        if isinstance(u, TwoNetDrift):
-            # L_b + L_eta (SPEC §2): same minimisers as L_b + eps^2 L_s, the score through eta;
-            # splits "v", "w": the velocity's target is d/dt I + kappa z (TwoNetDrift)
-            if u.split == "b":
-                odd = s.drift_odd
-            else:  # kappa z
-                odd = bcast(u.coefficients(s.t)["kappa"].to(s.noise.dtype), s.noise) * s.noise
-            per = quadratic_loss(u.first, s, s.drift_even, odd, antithetic=True)
-            per = per + quadratic_loss(u.eta, s, torch.zeros_like(s.noise), s.noise, antithetic=True)
-        else:
-            per = _objective(u, s, eps)
-        if cfg.drift_form == "endpoint":
-            # same pointwise minimiser; (1-t)^2 turns it into the regression of D on
-            # x_t + (1-t) * target, whose variance stays bounded as t -> 1
-            per = per * (1.0 - s.t).pow(2)
-        loss = per.mean()
+        loss = inner_loss(u, s).mean()
         opt_in.zero_grad(set_to_none=True)
         loss.backward()
         opt_in.step()
@@ -792,6 +896,36 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
 
     def elapsed():
         return elapsed0 + time.perf_counter() - start
+
+    u_best = None  # holds the best state's drift weights, to be compared under the current interpolant
+
+    def validate():
+        """The returned drift against the best state so far, both under the current interpolant,
+        on the validation set: the inner loss is ``1/2 E|u - u*_I|^2 - 1/2 E|u*_I|^2``, whose
+        second term moves with the interpolant ``I`` (the outer loop raises it), so only drifts
+        under the same interpolant are compared. The better one becomes (or stays) the best."""
+        nonlocal u_best
+        vs = vstate["set"]
+        with torch.no_grad():
+            s = interpolant.sample(vs["t"], vs["x0"], vs["x1"], vs["z"])
+            loss = float(inner_loss(net_out, s).mean())
+            held = None
+            if vstate["best"] is not None:
+                if u_best is None:
+                    u_best = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
+                    if isinstance(u_best, TwoNetDrift):
+                        u_best.bind(interpolant, eps)
+                u_best.load_state_dict(vstate["best"][0])
+                held = float(inner_loss(u_best, s).mean())
+        vstate["curve"].append({"step": step, "val_loss": loss, "best_val_loss": held, "wall_s": round(elapsed(), 3)})
+        if math.isfinite(loss) and (held is None or not math.isfinite(held) or loss < held):
+            vstate["best"] = (_clone_state(net_out), _clone_state(interpolant))
+            vstate["best_step"], vstate["best_loss"], vstate["since_best"] = step, loss, 0
+        else:
+            vstate["since_best"] += 1
+        if cfg.log_every:
+            against = "" if held is None else f", the best state's {held:+.5f}"
+            say(f"[solve] validation loss {loss:+.5f}{against} at outer step {step} (best: step {vstate['best_step']})")
 
     last_save = time.perf_counter()
 
@@ -851,7 +985,17 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
                 f"[solve] outer {step:>6d}/{cfg.outer_steps}  objective {value:+.4f}  "
                 f"kinetic {kinetic:.4f}  inner gap {first - last:+.2e}  {rec['wall_s']:.1f}s"
             )
+        if vstate["set"] is not None and step % cfg.val_every == 0:
+            validate()
+            if cfg.patience is not None and vstate["since_best"] >= cfg.patience:
+                stopped_by = "early_stop"
+                say(
+                    f"[solve] early stop: no better validation loss in {cfg.patience} evaluations "
+                    f"(best at outer step {vstate['best_step']})"
+                )
         maybe_save()
+    if vstate["set"] is not None and (not vstate["curve"] or vstate["curve"][-1]["step"] != step):
+        validate()  # the last state is a candidate too
     maybe_save(force=True)
     if step == 0 and stopped_by == "time_budget":
         msg = (
@@ -860,8 +1004,23 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         )
         say(f"[solve] warning: {msg[len('solve_bridge: ') :]}")
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
-    if u_avg is not None:
-        u = u_avg
+    validation = {}
+    if vstate["set"] is not None:
+        net_out.load_state_dict(vstate["best"][0])
+        interpolant.load_state_dict(vstate["best"][1])
+        validation = {
+            "holdout": cfg.holdout,
+            "held_out": [held_out[0].shape[0], held_out[1].shape[0]],
+            "pairs": int(vstate["set"]["x0"].shape[0]),
+            "coupling": coupling_info["coupling"],
+            "every": cfg.val_every,
+            "best_step": vstate["best_step"],
+            "best_loss": vstate["best_loss"],
+            "curve": vstate["curve"],
+        }
+        if vstate["best_step"] != step:
+            say(f"[solve] returning the state of outer step {vstate['best_step']}, the best on the held-out samples")
+    u = net_out
     u.eval()
     return BridgeResult(
         drift_net=u,
@@ -873,4 +1032,5 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         stopped_by=stopped_by,
         config=cfg,
         coupling=coupling_info,
+        validation=validation,
     )
