@@ -76,6 +76,7 @@ def test_diagnose_runs_every_part(diagnose, tmp_path, capsys):
     parts = [r["part"] for r in rec["rows"]]
     assert parts == ["exact", "exact", "learned", "learned", "oracle", "budget", "sf2m", "sf2m"]
     assert all(math.isfinite(r["cbw2_uvp"]) and math.isfinite(r["cross_cov_error"]) for r in rec["rows"])
+    assert {r["sde_grid"] for r in rec["rows"] if r["part"] != "sf2m"} == {"end"}  # exact and learned alike
     oracle = next(r for r in rec["rows"] if r["part"] == "oracle")
     assert oracle["coupling"] == "paired" and oracle["what"] == "bridge on 700 exact-plan pairs"
     # the exact SB drift through 30 Heun steps reproduces the closed-form cross-covariance up to the
