@@ -468,33 +468,46 @@ def test_holdout_split_is_disjoint_and_keeps_pairs_together():
     assert torch.equal(b - a, torch.full_like(a, 100.0)) and torch.equal(vb - va, torch.full_like(va, 100.0))
 
 
-def test_holdout_returns_the_state_with_the_lowest_validation_loss():
-    """With few training points the drift overfits; the result is the best state on the held-out
-    pairs: every later state lost the comparison under the then current interpolant, and the
-    returned drift and interpolant have the recorded loss (recomputed with the public objective)."""
+@pytest.mark.parametrize(
+    "n, over, kept_last",
+    [
+        # mildly overfit: the last state is within the noise of the best one and is kept
+        (60, dict(outer_steps=60, hidden=32, lr_inner=1e-2, val_every=3, val_size=512), True),
+        # strongly overfit (40 points, a wider net, more steps): the best state is returned
+        (40, dict(outer_steps=150, inner_steps=5, hidden=64, lr_inner=2e-2, lr_outer=0.0, val_size=1024), False),
+    ],
+)
+def test_holdout_returns_the_best_state_unless_the_last_is_as_good(n, over, kept_last):
+    """With few training points the drift overfits. Every state after the best one lost the
+    comparison under the then current interpolant; the result is the last state unless the best
+    one is better by more than 2 standard errors, and the returned drift and interpolant have the
+    recorded held-out loss (recomputed with the public objective on the same pairs)."""
     from bridge.sb.solver import VAL_SEED_OFFSET, _split_holdout, _validation_set
 
     g = torch.Generator().manual_seed(5)
-    x0, x1 = torch.randn(60, 1, generator=g), 0.5 * torch.randn(60, 1, generator=g) + 2
-    cfg = SBConfig(
-        outer_steps=60, warmup_steps=5, batch_size=64, hidden=32, log_every=0, drift_form="u",
-        coupling="independent", holdout=0.25, val_every=3, val_size=512, ema=None, lr_inner=1e-2,
-    )  # fmt: skip
+    x0, x1 = torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 2
+    base = dict(warmup_steps=5, batch_size=64, log_every=0, drift_form="u", coupling="independent", holdout=0.25)
+    cfg = SBConfig(**(base | dict(val_every=5, ema=None) | over))
     res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
-    curve = res.validation["curve"]
-    assert [c["step"] for c in curve] == list(range(3, 61, 3))
+    curve, steps = res.validation["curve"], cfg.outer_steps
+    assert [c["step"] for c in curve] == list(range(cfg.val_every, steps + 1, cfg.val_every))
     best = res.validation["best_step"]
     assert res.validation["best_loss"] == next(c["val_loss"] for c in curve if c["step"] == best)
     later = [c for c in curve if c["step"] > best]
     assert later and all(c["val_loss"] >= c["best_val_loss"] for c in later)  # each later state lost
-    assert res.validation["held_out"] == [15, 15] and res.stopped_by == "steps"
+    assert curve[0]["best_val_loss"] is None and all(c["diff_se"] > 0 for c in curve[1:])
+    assert res.validation["held_out"] == [n // 4, n // 4] and res.stopped_by == "steps"
+    last = curve[-1]
+    assert (last["val_loss"] - last["best_val_loss"] <= 2 * last["diff_se"]) == kept_last
+    returned = res.validation["returned_step"]
+    assert returned == (steps if kept_last else best)
     # the same held-out pairs, times and noise as the solver drew (its own generator)
     gen = torch.Generator().manual_seed(cfg.seed + VAL_SEED_OFFSET)
     held = _split_holdout(x0, x1, cfg, gen)[2]
     vs = _validation_set(held, 0.5, "independent", cfg, gen, torch.float32, "cpu")
     with torch.no_grad():
         loss = sb_objective(res.drift_net, res.interpolant, vs["x0"], vs["x1"], 0.5, t=vs["t"], z=vs["z"]).mean()
-    assert float(loss) == pytest.approx(res.validation["best_loss"], rel=1e-5)
+    assert float(loss) == pytest.approx(last["val_loss"] if kept_last else res.validation["best_loss"], rel=1e-5)
 
 
 def test_patience_stops_early_and_save_load_keeps_the_validation(tmp_path):

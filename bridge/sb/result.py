@@ -87,8 +87,10 @@ class BridgeResult:
         config: the :class:`~bridge.sb.solver.SBConfig` used.
         coupling: how the training pairs ``(x0, x1)`` were drawn (``solve_bridge``'s record).
         validation: with ``SBConfig.holdout > 0``: the held-out sizes, the validation curve
-            (``{"step", "val_loss", "wall_s"}`` records) and ``best_step``, the outer step whose
-            drift and interpolant these are; empty otherwise.
+            (records of ``step``, ``val_loss``, ``best_val_loss``: the best state so far under
+            the same interpolant, ``diff_se``: the standard error of their difference on the
+            common validation pairs, ``wall_s``) and ``best_step``, the outer step whose drift
+            and interpolant these are; empty otherwise.
     """
 
     drift_net: nn.Module

@@ -87,8 +87,10 @@ class SBConfig:
             points get pairs from the same coupling as training (resolved by ``"auto"``), drawn
             once with their times and noise. Every ``val_every`` outer steps the inner loss of
             the returned (averaged) drift on them is compared with that of the best state so
-            far, both under the current interpolant, and the better one is kept; the result is
-            the best state's drift and interpolant (``BridgeResult.validation`` has the curve).
+            far, both under the current interpolant, and the better one is kept. The result is
+            the last state unless the best state beats it by more than ``VAL_NOISE_Z`` = 2
+            standard errors of the difference (then the best state's drift and interpolant);
+            ``BridgeResult.validation`` has the curve and ``returned_step``.
             Under one interpolant ``I`` the inner loss is ``1/2 E|u - u*_I|^2`` plus a term of
             ``I`` alone, so the comparison ranks drifts by their distance to the held-out
             conditional drift ``u*_I``: a drift that fits the training points' atoms loses it.
@@ -97,7 +99,7 @@ class SBConfig:
         val_size: validation pairs (each with its antithetic partner).
         val_every: outer steps between validation evaluations (and one at the end).
         patience: with ``holdout``, stop after this many evaluations without a new best
-            (``stopped_by == "early_stop"``; None: train on and return the best).
+            (``stopped_by == "early_stop"``; None: train to the budget).
         inner_steps: inner (descent) steps on ``u`` per outer step (SPEC §5: K).
         warmup_steps: inner steps before the first outer step.
         batch_size: Monte-Carlo batch per step (times two with the antithetic partner).
@@ -443,6 +445,9 @@ def _sampler(x: Tensor, name: str):
 #: The held-out split and the validation set come from their own generator, seeded with
 #: ``seed + VAL_SEED_OFFSET``, so that they never shift the training draws.
 VAL_SEED_OFFSET = 7919
+#: The last state is returned unless the best state's held-out loss is lower by more than this many
+#: standard errors of their difference (see ``SBConfig.holdout``).
+VAL_NOISE_Z = 2.0
 
 
 def _check_validation_settings(cfg: SBConfig) -> None:
@@ -908,23 +913,25 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         vs = vstate["set"]
         with torch.no_grad():
             s = interpolant.sample(vs["t"], vs["x0"], vs["x1"], vs["z"])
-            loss = float(inner_loss(net_out, s).mean())
-            held = None
+            per = inner_loss(net_out, s)
+            loss, held, se = float(per.mean()), None, None
             if vstate["best"] is not None:
                 if u_best is None:
                     u_best = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
                     if isinstance(u_best, TwoNetDrift):
                         u_best.bind(interpolant, eps)
                 u_best.load_state_dict(vstate["best"][0])
-                held = float(inner_loss(u_best, s).mean())
-        vstate["curve"].append({"step": step, "val_loss": loss, "best_val_loss": held, "wall_s": round(elapsed(), 3)})
+                diff = per - inner_loss(u_best, s)
+                held, se = loss - float(diff.mean()), float(diff.std() / math.sqrt(diff.numel()))
+        rec = {"step": step, "val_loss": loss, "best_val_loss": held, "diff_se": se, "wall_s": round(elapsed(), 3)}
+        vstate["curve"].append(rec)
         if math.isfinite(loss) and (held is None or not math.isfinite(held) or loss < held):
             vstate["best"] = (_clone_state(net_out), _clone_state(interpolant))
             vstate["best_step"], vstate["best_loss"], vstate["since_best"] = step, loss, 0
         else:
             vstate["since_best"] += 1
         if cfg.log_every:
-            against = "" if held is None else f", the best state's {held:+.5f}"
+            against = "" if held is None else f", the best state's {held:+.5f} (difference s.e. {se:.1e})"
             say(f"[solve] validation loss {loss:+.5f}{against} at outer step {step} (best: step {vstate['best_step']})")
 
     last_save = time.perf_counter()
@@ -994,9 +1001,9 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
                     f"(best at outer step {vstate['best_step']})"
                 )
         maybe_save()
+    maybe_save(force=True)  # before the last comparison, so that an extended run continues as an uninterrupted one
     if vstate["set"] is not None and (not vstate["curve"] or vstate["curve"][-1]["step"] != step):
         validate()  # the last state is a candidate too
-    maybe_save(force=True)
     if step == 0 and stopped_by == "time_budget":
         msg = (
             f"solve_bridge: the time budget ({budget:g}s) ran out after {warm_done} warm-up and no outer steps; "
@@ -1006,8 +1013,16 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     validation = {}
     if vstate["set"] is not None:
-        net_out.load_state_dict(vstate["best"][0])
-        interpolant.load_state_dict(vstate["best"][1])
+        last = vstate["curve"][-1]
+        # the last state, trained longest at the lowest learning rate, unless the best one is
+        # better by more than the comparison's noise
+        returned = step
+        if vstate["best_step"] != step and not (
+            last["val_loss"] - last["best_val_loss"] <= VAL_NOISE_Z * last["diff_se"]
+        ):
+            net_out.load_state_dict(vstate["best"][0])
+            interpolant.load_state_dict(vstate["best"][1])
+            returned = vstate["best_step"]
         validation = {
             "holdout": cfg.holdout,
             "held_out": [held_out[0].shape[0], held_out[1].shape[0]],
@@ -1016,10 +1031,20 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             "every": cfg.val_every,
             "best_step": vstate["best_step"],
             "best_loss": vstate["best_loss"],
+            "returned_step": returned,
+            "noise_z": VAL_NOISE_Z,
             "curve": vstate["curve"],
         }
-        if vstate["best_step"] != step:
-            say(f"[solve] returning the state of outer step {vstate['best_step']}, the best on the held-out samples")
+        if returned != step:
+            say(
+                f"[solve] returning the state of outer step {returned}: on the held-out samples the last state is "
+                f"worse by {last['val_loss'] - last['best_val_loss']:.2e} (> {VAL_NOISE_Z:g} standard errors)"
+            )
+        elif vstate["best_step"] != step:
+            say(
+                f"[solve] keeping the last state: on the held-out samples it is within {VAL_NOISE_Z:g} standard errors "
+                f"of the best one (step {vstate['best_step']})"
+            )
     u = net_out
     u.eval()
     return BridgeResult(
