@@ -89,8 +89,10 @@ class BridgeResult:
         validation: with ``SBConfig.holdout > 0``: the held-out sizes, the validation curve
             (records of ``step``, ``val_loss``, ``best_val_loss``: the best state so far under
             the same interpolant, ``diff_se``: the standard error of their difference on the
-            common validation pairs, ``wall_s``) and ``best_step``, the outer step whose drift
-            and interpolant these are; empty otherwise.
+            common validation pairs, ``wall_s``), ``best_step`` (the lowest held-out loss) and
+            ``returned_step``, the outer step whose drift and interpolant these are (the last
+            one unless ``best_step``'s is better by more than ``noise_z`` standard errors);
+            empty otherwise.
     """
 
     drift_net: nn.Module
