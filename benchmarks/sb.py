@@ -233,6 +233,7 @@ def run_bridge(prob: Problem, args) -> dict:
         "stopped_by": res.stopped_by,
         "coupling": res.coupling,
         "validation": res.validation,
+        "history": res.history,  # objective, kinetic energy along the interpolant path, inner gap
         "config": asdict(cfg),
     }
     draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)

@@ -32,7 +32,7 @@ from ..interpolants.base import Interpolant, bcast
 from ..interpolants.learnable import FourierInterpolant, NeuralInterpolant
 from ..interpolants.schedules import BrownianGamma
 from ..losses import quadratic_loss, sample_times
-from ..models import MLP
+from ..models import MLP, GradientField
 from ..train import ema_update
 
 __all__ = ["CheckpointMismatchError", "SBConfig", "build_drift", "build_interpolant", "sb_objective", "solve_bridge"]
@@ -224,6 +224,7 @@ class SBConfig:
     val_size: int = 8192
     val_every: int = 50
     patience: int | None = None
+    gradient_drift: bool = False
 
 
 COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
@@ -651,12 +652,25 @@ DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
 
 def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
     """The inner variable ``u(t, x)``: an MLP with SiLU activations (smooth, for the SDE), used
-    directly (``drift_form="u"``) or through :class:`EndpointDrift`."""
+    directly (``drift_form="u"``) or through :class:`EndpointDrift` or :class:`TwoNetDrift`. With
+    ``cfg.gradient_drift`` each MLP is a scalar ``V`` and the field is ``grad_x V``
+    (:class:`~bridge.models.GradientField`); the combinations the forms make of such fields are
+    gradients as well (``x = grad |x|^2/2`` in the endpoint form, scalar coefficients in ``t``
+    in the two-network forms)."""
     if cfg.drift_form not in DRIFT_FORMS:
         raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
-    net = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+    if not isinstance(cfg.gradient_drift, bool):
+        raise ValueError(f"gradient_drift: expected True or False, got {cfg.gradient_drift!r}")
+
+    def mlp():
+        if not cfg.gradient_drift:
+            return MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+        scalar = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", out_dim=1, generator=generator)
+        return GradientField(scalar)
+
+    net = mlp()
     if cfg.drift_form.endswith(",eta"):
-        eta = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
+        eta = mlp()
         return TwoNetDrift(net, eta, cfg.t_min, split=cfg.drift_form[0])
     return net if cfg.drift_form == "u" else EndpointDrift(net)
 
