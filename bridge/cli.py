@@ -930,6 +930,12 @@ def _add_solve_parser(sub) -> None:
     g.add_argument("--depth", type=_positive_int, default=None, help="hidden layers of the drift MLP")
     g.add_argument("--log-every", type=_nonnegative_int, default=None, help="history record every N outer steps")
     g.add_argument(
+        "--gradient-drift",
+        action="store_true",
+        default=None,
+        help="learn the drift as the x-gradient of a scalar network, as the SB drift is (slower per step)",
+    )
+    g.add_argument(
         "--holdout",
         type=_holdout_fraction,
         default=None,
@@ -990,6 +996,7 @@ def _sb_config(args):
         "log_every": "log_every",
         "holdout": "holdout",
         "patience": "patience",
+        "gradient_drift": "gradient_drift",
     }
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     return SBConfig(seed=args.seed, **given)

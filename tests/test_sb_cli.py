@@ -310,6 +310,38 @@ def test_solve_with_holdout_reports_the_validation(tmp_path):
     assert BridgeResult.load(tmp_path / "run" / "bridge.pt").validation == val
 
 
+def test_solve_with_a_gradient_drift(tmp_path):
+    rc = _solve(tmp_path / "run", "--gradient-drift", "--quiet", steps=3)
+    assert rc == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["training"]["config"]["gradient_drift"] is True
+    back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
+    assert back.config.gradient_drift and type(back.drift_net.first).__name__ == "GradientField"
+    y = tmp_path / "y.npy"
+    x0 = tmp_path / "x0.npy"
+    np.save(x0, np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32))
+    assert (
+        main(
+            [
+                "sample",
+                "--run",
+                str(tmp_path / "run"),
+                "--source",
+                str(x0),
+                "--per-point",
+                "3",
+                "--out",
+                str(y),
+                "--steps",
+                "10",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert np.load(y).shape == (5, 3, 2)
+
+
 def test_unknown_interpolant_is_refused():
     x = torch.randn(20, 2)
     with pytest.raises(ValueError, match="interpolant"):
