@@ -931,9 +931,10 @@ def _add_solve_parser(sub) -> None:
     g.add_argument("--log-every", type=_nonnegative_int, default=None, help="history record every N outer steps")
     g.add_argument(
         "--gradient-drift",
-        action="store_true",
         default=None,
-        help="learn the drift as the x-gradient of a scalar network, as the SB drift is (slower per step)",
+        choices=("auto", "on", "off"),
+        help="learn the drift as the x-gradient of a scalar network, as the SB drift is (slower per step; "
+        "default auto: on with the independent coupling)",
     )
     g.add_argument(
         "--holdout",
@@ -999,6 +1000,8 @@ def _sb_config(args):
         "gradient_drift": "gradient_drift",
     }
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    if "gradient_drift" in given:
+        given["gradient_drift"] = {"auto": "auto", "on": True, "off": False}[given["gradient_drift"]]
     return SBConfig(seed=args.seed, **given)
 
 

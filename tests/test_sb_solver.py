@@ -384,6 +384,8 @@ def test_resume_of_an_auto_run_that_chose_independent(tmp_path):
     cfg = SBConfig(outer_steps=8, warmup_steps=2, batch_size=16, hidden=8, log_every=1, plan_size=200)
     full = solve_bridge(x0, x1, 0.01, config=cfg, progress=lambda m: None)
     assert full.coupling["coupling"] == "independent"
+    # gradient_drift="auto" resolves with the coupling: a gradient field, recorded for load
+    assert full.config.gradient_drift is True and type(full.drift_net.first).__name__ == "GradientField"
 
     class Interrupt(Exception):
         pass
@@ -597,5 +599,21 @@ def test_gradient_drift_survives_save_and_load(tmp_path):
     back = BridgeResult.load(tmp_path / "b.pt")
     t, x = torch.rand(5), torch.randn(5, 2)
     torch.testing.assert_close(back.drift(t, x), res.drift(t, x))
-    with pytest.raises(ValueError, match="gradient_drift: expected True or False"):
+    with pytest.raises(ValueError, match="gradient_drift: expected True, False or 'auto'"):
         solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift="yes"))
+
+
+def test_auto_gradient_drift_leaves_plan_couplings_as_they_were():
+    """``gradient_drift="auto"`` with a coupling that resolves to minibatch plans trains exactly
+    the run of ``gradient_drift=False`` (same weights: the resolution draws nothing from the run's
+    stream), and records False."""
+    g = torch.Generator().manual_seed(7)
+    x0, x1 = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g) + 1
+    cfg = SBConfig(outer_steps=4, warmup_steps=2, inner_steps=2, hidden=8, depth=1, plan_size=200, log_every=0)
+    auto = solve_bridge(x0, x1, 0.5, config=cfg)
+    off = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift=False))
+    assert auto.coupling["coupling"] == "minibatch" and auto.config.gradient_drift is False
+    for p, q in zip(auto.drift_net.parameters(), off.drift_net.parameters(), strict=True):
+        assert torch.equal(p, q)
+    on = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift=True))
+    assert on.config.gradient_drift is True and type(on.drift_net.first).__name__ == "GradientField"

@@ -139,7 +139,10 @@ class SBConfig:
             the same Brownian increments 1.56% and 1.20%; on mix16-r1 (120 s, 200 x 200, floor
             0.80%, ``coupling="sinkhorn"``): cBW2-UVP 1.60% and 1.33%.
         gradient_drift: each drift network is the ``x``-gradient of a scalar network
-            (:class:`~bridge.models.GradientField`; off by default for now). The SB drift is a
+            (:class:`~bridge.models.GradientField`): True, False, or ``"auto"`` (default): True
+            when the coupling is (or ``"auto"`` resolves to) ``"independent"``, False with
+            plans, where the path starts at the plan's SB and the measured gain was mixed (see
+            below). The resolved value is in ``BridgeResult.config``. The SB drift is a
             gradient, ``2 eps grad log phi_t`` with the forward Schrödinger potential, so this
             excludes nothing at the saddle point. Under any other interpolant the inner
             minimiser becomes the ``L^2(rho_t)`` projection of ``b_F`` onto gradients. The
@@ -243,7 +246,7 @@ class SBConfig:
     val_size: int = 8192
     val_every: int = 50
     patience: int | None = None
-    gradient_drift: bool = False
+    gradient_drift: bool | str = "auto"
 
 
 COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
@@ -266,6 +269,8 @@ PLAN_BUDGET_SHARE = 0.25  # with a time budget, stop adding plans once they woul
 #: ``coupling="auto"`` keeps the Sinkhorn plans only if the first plan's rows spread over at least this
 #: many target points (median of ``1 / sum_j pi(y_j | x_i)^2``); see :class:`SBConfig`.
 AUTO_MIN_ROW_ESS = 10.0
+#: ``gradient_drift="auto"`` draws the gradient drift's initial weights from ``seed + GRADIENT_SEED_OFFSET``
+GRADIENT_SEED_OFFSET = 104729
 
 
 def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.Generator, say):
@@ -678,11 +683,11 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
     in the two-network forms)."""
     if cfg.drift_form not in DRIFT_FORMS:
         raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
-    if not isinstance(cfg.gradient_drift, bool):
-        raise ValueError(f"gradient_drift: expected True or False, got {cfg.gradient_drift!r}")
+    if cfg.gradient_drift not in (True, False, "auto"):
+        raise ValueError(f"gradient_drift: expected True, False or 'auto', got {cfg.gradient_drift!r}")
 
     def mlp():
-        if not cfg.gradient_drift:
+        if cfg.gradient_drift is not True:  # "auto": solve_bridge rebuilds the drift once it is resolved
             return MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", generator=generator)
         scalar = MLP(d, hidden=cfg.hidden, depth=cfg.depth, activation="silu", out_dim=1, generator=generator)
         return GradientField(scalar)
@@ -801,15 +806,23 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     interpolant = interpolant.to(device)
     if cfg.ema is not None and not (isinstance(cfg.ema, float | int) and 0.0 < cfg.ema < 1.0):
         raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
-    u = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
-    u_avg = None
-    if cfg.ema is not None:  # the returned drift: a moving average of u's weights
-        u_avg = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
-        u_avg.load_state_dict(u.state_dict())
-    for net in (u, u_avg):
-        if isinstance(net, TwoNetDrift):
-            net.bind(interpolant, eps)
-    opt_in = torch.optim.Adam(u.parameters(), lr=cfg.lr_inner)
+    if cfg.gradient_drift not in (True, False, "auto"):
+        raise ValueError(f"gradient_drift: expected True, False or 'auto', got {cfg.gradient_drift!r}")
+
+    def drift_nets(config, generator):
+        """The drift, its moving average (or None) and the inner optimiser."""
+        net = build_drift(config, d, generator).to(dtype=dtype, device=device)
+        avg = None
+        if config.ema is not None:  # the returned drift: a moving average of u's weights
+            avg = build_drift(config, d).to(dtype=dtype, device=device).requires_grad_(False)
+            avg.load_state_dict(net.state_dict())
+        for m in (net, avg):
+            if isinstance(m, TwoNetDrift):
+                m.bind(interpolant, eps)
+        return net, avg, torch.optim.Adam(net.parameters(), lr=config.lr_inner)
+
+    run_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)  # "auto" is resolved with the coupling
+    u, u_avg, opt_in = drift_nets(run_cfg, gen)
     outer_params = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer_params, lr=cfg.lr_outer) if outer_params else None
     t_range = (cfg.t_min, 1.0 - cfg.t_min)
@@ -838,6 +851,11 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             draw_pairs.tensors = dict(restored[0].get("coupling", {}))
     else:
         draw_pairs, coupling_info = _pair_sampler(x0, x1, eps, cfg, gen, say)
+    if cfg.gradient_drift == "auto" and coupling_info["coupling"] == "independent":
+        # built from their own stream, so that every other run's draws stay as they were
+        run_cfg = replace(cfg, gradient_drift=True)
+        u, u_avg, opt_in = drift_nets(run_cfg, torch.Generator().manual_seed(cfg.seed + GRADIENT_SEED_OFFSET))
+        say("[solve] independent coupling: the drift is learned as a gradient field (gradient_drift='auto')")
     net_out = u_avg if u_avg is not None else u  # the drift the result returns
     vstate = {"set": None, "best": None, "best_step": None, "best_loss": None, "since_best": 0, "curve": []}
     if held_out is not None:
@@ -953,7 +971,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             loss, held, se = float(per.mean()), None, None
             if vstate["best"] is not None:
                 if u_best is None:
-                    u_best = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
+                    u_best = build_drift(run_cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
                     if isinstance(u_best, TwoNetDrift):
                         u_best.bind(interpolant, eps)
                 u_best.load_state_dict(vstate["best"][0])
@@ -1091,7 +1109,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         steps=step,
         wall_s=elapsed(),
         stopped_by=stopped_by,
-        config=cfg,
+        config=run_cfg,  # with gradient_drift resolved: what BridgeResult.load rebuilds
         coupling=coupling_info,
         validation=validation,
     )
