@@ -234,7 +234,7 @@ def run_bridge(prob: Problem, args) -> dict:
         "coupling": res.coupling,
         "validation": res.validation,
         "history": res.history,  # objective, kinetic energy along the interpolant path, inner gap
-        "config": asdict(cfg),
+        "config": asdict(res.config),  # as resolved by the solver (gradient_drift="auto")
     }
     draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)
     return out | evaluate(prob, draw, args, g)

@@ -154,12 +154,13 @@ class SBConfig:
             form of the SB. What is removed is the stirring that a non-SB interpolant's ``b_F``
             carries into the coupling, e.g. the linear interpolant's with independent
             ``x0, x1``. The price is a double backward per step: about 1.5x the time per outer
-            step and 2x per SDE step. Measured with ``benchmarks/sb.py ... --bridge-set
-            gradient_drift=true`` (README, "Hard problems"), cBW2-UVP on 200 x 200 test samples:
-            mixture d = 16, r = 0.1 (independent coupling, 300 s) 6.04% -> 3.26% (neural
-            interpolant 5.34% -> 3.72%); d = 16, r = 1 (minibatch plans, 120 s) 1.27% -> 0.97%
-            (floor 0.80%); Gaussian d = 10 (300 s) 1.189% / 2.82% -> 1.115% / 2.77%
-            cross-covariance error (floor 0.975%).
+            step and 1.8x per SDE step. Measured with ``benchmarks/sb.py ... --bridge-set
+            gradient_drift=true`` against the same run without (README, "Hard problems"),
+            cBW2-UVP, 300 s unless noted: mixture d = 16, r = 0.1 (independent coupling,
+            500 x 500 test samples) 5.90% -> 3.09%; d = 64, r = 0.1 (independent, 200 x 200)
+            8.44% -> 6.25%; d = 16, r = 1 (minibatch plans, 120 s, 200 x 200, floor 0.80%)
+            1.27% -> 0.97%; d = 2, r = 0.1 (minibatch plans, 200 x 200, floor 0.088%)
+            0.162% -> 0.171%, with 482 outer steps against 729.
         ema: decay of an exponential moving average of the drift's weights over the inner steps
             (warmed up as ``min(ema, (1+k)/(10+k))``); the result's drift is the average (None:
             the last iterate). The same gauss2 runs: 0.0080 and 2.67% without, 0.0066 and 1.20%
