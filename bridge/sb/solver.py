@@ -675,6 +675,11 @@ class TwoNetDrift(nn.Module):
 DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
 
 
+def _check_gradient_drift(value) -> None:
+    if value not in (True, False, "auto") or value in (0, 1) and not isinstance(value, bool):
+        raise ValueError(f"gradient_drift: expected True, False or 'auto', got {value!r}")
+
+
 def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
     """The inner variable ``u(t, x)``: an MLP with SiLU activations (smooth, for the SDE), used
     directly (``drift_form="u"``) or through :class:`EndpointDrift` or :class:`TwoNetDrift`. With
@@ -684,8 +689,7 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
     in the two-network forms)."""
     if cfg.drift_form not in DRIFT_FORMS:
         raise ValueError(f"drift_form: expected one of {', '.join(DRIFT_FORMS)}, got {cfg.drift_form!r}")
-    if cfg.gradient_drift not in (True, False, "auto"):
-        raise ValueError(f"gradient_drift: expected True, False or 'auto', got {cfg.gradient_drift!r}")
+    _check_gradient_drift(cfg.gradient_drift)
 
     def mlp():
         if cfg.gradient_drift is not True:  # "auto": solve_bridge rebuilds the drift once it is resolved
@@ -807,8 +811,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     interpolant = interpolant.to(device)
     if cfg.ema is not None and not (isinstance(cfg.ema, float | int) and 0.0 < cfg.ema < 1.0):
         raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
-    if cfg.gradient_drift not in (True, False, "auto"):
-        raise ValueError(f"gradient_drift: expected True, False or 'auto', got {cfg.gradient_drift!r}")
+    _check_gradient_drift(cfg.gradient_drift)
 
     def drift_nets(config, generator):
         """The drift, its moving average (or None) and the inner optimiser."""
