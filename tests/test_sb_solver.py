@@ -599,8 +599,9 @@ def test_gradient_drift_survives_save_and_load(tmp_path):
     back = BridgeResult.load(tmp_path / "b.pt")
     t, x = torch.rand(5), torch.randn(5, 2)
     torch.testing.assert_close(back.drift(t, x), res.drift(t, x))
-    with pytest.raises(ValueError, match="gradient_drift: expected True, False or 'auto'"):
-        solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift="yes"))
+    for bad in ("yes", 1):  # 1 == True, but not a bool
+        with pytest.raises(ValueError, match="gradient_drift: expected True, False or 'auto'"):
+            solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift=bad))
 
 
 def test_auto_gradient_drift_leaves_plan_couplings_as_they_were():
