@@ -813,16 +813,22 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
     _check_gradient_drift(cfg.gradient_drift)
 
+    def bound(net):
+        if isinstance(net, TwoNetDrift):
+            net.bind(interpolant, eps)
+        return net
+
+    def spare_drift(config):
+        """A drift of ``config``'s shape that only holds weights (the moving average, the best state)."""
+        return bound(build_drift(config, d).to(dtype=dtype, device=device).requires_grad_(False))
+
     def drift_nets(config, generator):
         """The drift, its moving average (or None) and the inner optimiser."""
-        net = build_drift(config, d, generator).to(dtype=dtype, device=device)
+        net = bound(build_drift(config, d, generator).to(dtype=dtype, device=device))
         avg = None
         if config.ema is not None:  # the returned drift: a moving average of u's weights
-            avg = build_drift(config, d).to(dtype=dtype, device=device).requires_grad_(False)
+            avg = spare_drift(config)
             avg.load_state_dict(net.state_dict())
-        for m in (net, avg):
-            if isinstance(m, TwoNetDrift):
-                m.bind(interpolant, eps)
         return net, avg, torch.optim.Adam(net.parameters(), lr=config.lr_inner)
 
     run_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)  # "auto" is resolved with the coupling
@@ -975,9 +981,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             loss, held, se = float(per.mean()), None, None
             if vstate["best"] is not None:
                 if u_best is None:
-                    u_best = build_drift(run_cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
-                    if isinstance(u_best, TwoNetDrift):
-                        u_best.bind(interpolant, eps)
+                    u_best = spare_drift(run_cfg)
                 u_best.load_state_dict(vstate["best"][0])
                 diff = per - inner_loss(u_best, s)
                 held, se = loss - float(diff.mean()), float(diff.std() / math.sqrt(diff.numel()))
