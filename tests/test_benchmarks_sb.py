@@ -101,3 +101,21 @@ def test_drift_errors_of_known_drifts(diagnose, bench):
     shifted = diagnose.drift_errors(prob, SimpleNamespace(drift_net=lambda t, x: prob.ref.drift(t, x) + 0.1), steps=20)
     assert abs(shifted["drift_mse"] - 0.02) < 1e-6 and abs(shifted["drift_mse_t_below_0.1"] - 0.02) < 1e-6
     assert shifted["crn_cross_cov_error"] < 1e-3
+
+
+@pytest.mark.parametrize("name", ["gauss2", "mix2-r1"])
+def test_more_training_data_keeps_the_test_inputs(bench, monkeypatch, name):
+    """Samples beyond FIRST_TRAIN are drawn after the test inputs: a run with more training data is
+    scored on the same inputs and truth as the smaller run, and its first samples are the same."""
+    monkeypatch.setattr(bench, "FIRST_TRAIN", 40)
+    small, large = (
+        bench.build_problem(name, bench.parse_args(["--problems", name, "--n-train", str(n), "--test-points", "5",
+                                                     "--cov-points", "30", "--trace-samples", "500"]))
+        for n in (40, 70)
+    )  # fmt: skip
+    assert large.x0_train.shape[0] == large.x1_train.shape[0] == 70
+    for key in ("x_test", "true_means", "true_covs"):
+        assert getattr(large, key).equal(getattr(small, key)), key
+    assert large.target_trace == small.target_trace
+    assert large.x0_train[:40].equal(small.x0_train) and large.x1_train[:40].equal(small.x1_train)
+    assert not large.x0_train[40:].equal(large.x0_train[:30])  # new draws, not repeats
