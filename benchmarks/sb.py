@@ -160,6 +160,11 @@ def _normal(mean: torch.Tensor, cov: torch.Tensor, n: int, g: torch.Generator) -
     return mean + torch.randn(n, mean.shape[0], generator=g, dtype=DT) @ torch.linalg.cholesky(cov).T
 
 
+def _draw_more(x: torch.Tensor, n: int, draw) -> torch.Tensor:
+    """``x`` topped up to ``n`` rows with ``draw(k)`` (training samples beyond ``FIRST_TRAIN``)."""
+    return torch.cat([x, draw(n - x.shape[0])]) if n > x.shape[0] else x
+
+
 def build_problem(name: str, args) -> Problem:
     spec = parse_problem(name)
     d = spec["d"]
@@ -175,8 +180,8 @@ def build_problem(name: str, args) -> Problem:
         x0, x1 = _normal(a, A, n_first, g), _normal(b, B, n_first, g)
         x_test = _normal(a, A, N, g)
         x_cov = _normal(a, A, args.cov_points, g)
-        if n > n_first:  # after the test inputs, so that these stay those of the 10000-sample runs
-            x0, x1 = torch.cat([x0, _normal(a, A, n - n_first, g)]), torch.cat([x1, _normal(b, B, n - n_first, g)])
+        x0 = _draw_more(x0, n, lambda k: _normal(a, A, k, g))
+        x1 = _draw_more(x1, n, lambda k: _normal(b, B, k, g))
         return Problem(
             name, "gauss", d, ref.eps, ref, x0.to(TRAIN_DT), x1.to(TRAIN_DT), x_test,
             ref.conditional_mean(x_test), ref.conditional_cov().expand(N, d, d), float(torch.trace(B)),
@@ -186,10 +191,8 @@ def build_problem(name: str, args) -> Problem:
     x0, x1 = ref.sample_source(n_first, generator=g), ref.sample_target(n_first, generator=g)
     x_test = ref.sample_source(N, generator=g)
     trace = float(torch.trace(ref.target_moments(args.trace_samples, generator=g)[1]))
-    if n > n_first:
-        more = n - n_first
-        x0 = torch.cat([x0, ref.sample_source(more, generator=g)])
-        x1 = torch.cat([x1, ref.sample_target(more, generator=g)])
+    x0 = _draw_more(x0, n, lambda k: ref.sample_source(k, generator=g))
+    x1 = _draw_more(x1, n, lambda k: ref.sample_target(k, generator=g))
     return Problem(
         name, "mix", d, ref.eps, ref, x0.to(TRAIN_DT), x1.to(TRAIN_DT), x_test,
         ref.conditional_mean(x_test), ref.conditional_cov(x_test), trace,
