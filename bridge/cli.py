@@ -160,6 +160,18 @@ def _holdout_fraction(s):
     return v
 
 
+def _refine_rounds(s):
+    if s == "auto":
+        return s
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an int >= 0, got {s!r}")
+    return v
+
+
 def _nonnegative_int(s):
     try:
         v = int(s)
@@ -950,6 +962,14 @@ def _add_solve_parser(sub) -> None:
         metavar="N",
         help="with --holdout: stop after N validations without a better state (default: train to the budget)",
     )
+    g.add_argument(
+        "--refine-rounds",
+        type=_refine_rounds,
+        default=None,
+        metavar="{auto,N}",
+        help="rounds of coupling refinement after the max-min: train on pairs from the learned SDE "
+        "(default auto: 1 with the independent coupling, 0 with plans)",
+    )
 
 
 def _add_sample_parser(sub) -> None:
@@ -998,6 +1018,7 @@ def _sb_config(args):
         "holdout": "holdout",
         "patience": "patience",
         "gradient_drift": "gradient_drift",
+        "refine_rounds": "refine_rounds",
     }
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     if "gradient_drift" in given:

@@ -155,6 +155,8 @@ def _bad_files(tmp):
         ({"--holdout": "1.5"}, "--holdout"),
         ({"--holdout": "half"}, "--holdout"),
         ({"--patience": "0"}, "--patience"),
+        ({"--refine-rounds": "-1"}, "--refine-rounds"),
+        ({"--refine-rounds": "once"}, "--refine-rounds"),
     ],
 )
 def test_solve_bad_input_one_line(tmp_path, capsys, change, word):
@@ -446,3 +448,16 @@ def test_likelihood_of_a_solve_run(run_dir, tmp_path, capsys):
     )
     _one_line(rc, err, "omit --eps")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_solve_with_coupling_refinement(tmp_path):
+    """``--refine-rounds N`` reaches the solver: the report records the rounds, when they started
+    and the setting, and the saved result keeps them."""
+    rc = _solve(tmp_path / "run", "--coupling", "independent", "--refine-rounds", "2", "--quiet", steps=4)
+    assert rc == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["training"]["config"]["refine_rounds"] == 2
+    refine = report["training"]["coupling"]["refine"]
+    assert refine["rounds"] == 2 and [r["step"] for r in refine["started"]] == [2, 3]
+    assert BridgeResult.load(tmp_path / "run" / "bridge.pt").coupling["refine"] == refine
+    assert (tmp_path / "run" / "history.png").is_file()

@@ -75,11 +75,22 @@ def test_solve_bridge_runs_and_samples_shapes():
 
 @pytest.mark.parametrize(
     "coupling, holdout",
-    [("auto", 0.0), ("minibatch", 0.0), ("sinkhorn", 0.0), ("independent", 0.0), ("minibatch", 0.2), ("sinkhorn", 0.2)],
+    [
+        ("auto", 0.0),
+        ("minibatch", 0.0),
+        ("sinkhorn", 0.0),
+        ("independent", 0.0),
+        ("minibatch", 0.2),
+        ("sinkhorn", 0.2),
+        ("independent", 0.2),
+    ],
 )
 def test_resume_after_interruption_continues_exactly(tmp_path, coupling, holdout):
     """An interrupted solve leaves a usable checkpoint; resuming it gives the uninterrupted result
-    (with ``holdout``: the same validation curve and the same best state)."""
+    (with ``holdout``: the same validation curve and the same best state). With the independent
+    coupling, the coupling refinement (``refine_rounds="auto"``: one round, after step 6 of 12)
+    starts in the resumed part, and with ``refine_share=0.75`` (the round starts after step 3) the
+    interruption falls inside it: its pairs come back from the checkpoint."""
     g = torch.Generator().manual_seed(2)
     x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
     cfg = SBConfig(
@@ -94,8 +105,12 @@ def test_resume_after_interruption_continues_exactly(tmp_path, coupling, holdout
         coupling=coupling,
         plan_size=100,
         minibatch_tol=0.3,  # loose, so that a cold restart of the warm-started minibatch plans draws other pairs
+        refine_pairs=200,
+        refine_sde_steps=4,
+        refine_share=0.75 if holdout else 0.5,
     )
     full = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    assert ("refine" in full.coupling) == (coupling == "independent")
 
     class Interrupt(Exception):
         pass
@@ -120,6 +135,9 @@ def test_resume_after_interruption_continues_exactly(tmp_path, coupling, holdout
     assert timeless(res.validation) == timeless(full.validation)
     if holdout:
         assert [c["step"] for c in res.validation["curve"]] == [2, 4, 6, 8, 10, 12]
+    if coupling == "independent":
+        steps = [r["step"] for r in res.coupling["refine"]["started"]]
+        assert steps == [r["step"] for r in full.coupling["refine"]["started"]] == ([3] if holdout else [6])
 
 
 def test_resume_refuses_a_checkpoint_of_another_problem(tmp_path):
@@ -618,3 +636,114 @@ def test_auto_gradient_drift_leaves_plan_couplings_as_they_were():
         assert torch.equal(p, q)
     on = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, gradient_drift=True))
     assert on.config.gradient_drift is True and type(on.drift_net.first).__name__ == "GradientField"
+
+
+# -- coupling refinement (SBConfig.refine_rounds) ---------------------------------------------------
+def test_refinement_pairs_of_the_exact_drift_follow_the_gaussian_plan():
+    """``_sde_pairs`` with the closed-form SB drift (SPEC §7) draws pairs of the SB plan: their
+    cross-covariance and the law of ``x1`` match the closed form within four standard errors. A
+    wrong diffusion (eps off by 2x), or the uniform grid's error, would show."""
+    from bridge.reference import gaussian_sb
+    from bridge.sb.solver import _sde_pairs
+
+    m0, A, m1, B = (t.double() for t in _gaussian_problem(1))
+    eps, n = 0.5, 20000
+    ref = gaussian_sb(m0, A, m1, B, eps=eps)
+    g = torch.Generator().manual_seed(3)
+    x0 = m0 + torch.randn(4000, 1, generator=g, dtype=DT) * A.sqrt()
+
+    class Exact(torch.nn.Module):
+        def forward(self, t, x):
+            return ref.drift(t, x)
+
+    xa, xb = _sde_pairs(Exact(), x0, n, eps, 40, g)
+    assert xa.shape == xb.shape == (n, 1)
+    assert all(bool((x0 == r).all(1).any()) for r in xa[:50])  # x0 rows of the data, drawn with replacement
+    c = float(((xa - xa.mean()) * (xb - xb.mean())).mean())
+    a, b, cref = float(A), float(B), float(ref.C)
+    assert abs(c - cref) <= 4 * math.sqrt((a * b + cref**2) / n) + 4 * math.sqrt(a / 4000) * cref, (c, cref)
+    assert abs(float(xb.mean()) - float(m1)) <= 4 * math.sqrt(b / n) + 4 * math.sqrt(a / 4000)
+    assert abs(float(xb.var()) - b) <= 4 * b * math.sqrt(2 / n) + 4 * b * math.sqrt(2 / 4000)
+
+
+def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeypatch):
+    """With ``refine_rounds=2`` and ``refine_share=0.5`` of 12 outer steps, the rounds start after
+    steps 6 and 9; each draws ``refine_pairs`` pairs from the SDE of the drift so far, under the
+    interpolant trained so far, then trains on exactly those pairs under the starting interpolant."""
+    import bridge.sb.solver as solver
+    from bridge.interpolants import FourierInterpolant
+
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
+    interp = FourierInterpolant(3, dim=2, gamma=BrownianGamma(a=1.0))
+    start = [p.detach().clone() for p in interp.parameters()]
+    seen = {"pools": [], "interp_at_draw": [], "interp_at_train": []}
+    real_pairs, real_pool = solver._sde_pairs, solver._PoolPairs.__call__
+
+    def pairs(drift, x, n, eps, steps, gen):
+        seen["interp_at_draw"].append([p.detach().clone() for p in interp.parameters()])
+        out = real_pairs(drift, x, n, eps, steps, gen)
+        seen["pools"].append(out)
+        return out
+
+    def pool_call(self, n):
+        if len(seen["interp_at_train"]) < len(seen["pools"]):  # the first batch of each round
+            seen["interp_at_train"].append([p.detach().clone() for p in interp.parameters()])
+        a, b = real_pool(self, n)
+        xa, xb = seen["pools"][-1]
+        assert all(bool(((xa == r).all(1) & (xb == s).all(1)).any()) for r, s in zip(a, b, strict=True))
+        return a, b
+
+    monkeypatch.setattr(solver, "_sde_pairs", pairs)
+    monkeypatch.setattr(solver._PoolPairs, "__call__", pool_call)
+    cfg = SBConfig(
+        outer_steps=12, warmup_steps=2, batch_size=16, hidden=8, log_every=1, coupling="independent",
+        refine_rounds=2, refine_pairs=500, refine_sde_steps=5, lr_outer=0.05,
+    )  # fmt: skip
+    lines = []
+    res = solve_bridge(x0, x1, 0.5, interpolant=interp, config=cfg, progress=lines.append)
+    assert [r["step"] for r in res.coupling["refine"]["started"]] == [6, 9]
+    assert sum("coupling refinement, round" in m for m in lines) == 2
+    assert [h["phase"] for h in res.history] == [0] * 6 + [1] * 3 + [2] * 3
+    for xa, xb in seen["pools"]:
+        assert xa.shape == xb.shape == (500, 2) and bool(torch.isfinite(xb).all())
+        assert all(bool((x0 == r).all(1).any()) for r in xa[:50])
+    for moved in seen["interp_at_draw"]:  # the outer loop had moved the interpolant ...
+        assert any(not torch.equal(p, q) for p, q in zip(moved, start, strict=True))
+    assert len(seen["interp_at_train"]) == 2
+    for reset in seen["interp_at_train"]:  # ... and each round starts again from the first one
+        assert all(torch.equal(p, q) for p, q in zip(reset, start, strict=True))
+
+
+def test_auto_refinement_is_off_with_plans_and_on_with_the_independent_coupling():
+    """``refine_rounds="auto"`` trains exactly the ``refine_rounds=0`` run with minibatch plans
+    (same weights, no record), and one round with the independent coupling."""
+    g = torch.Generator().manual_seed(7)
+    x0, x1 = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g) + 1
+    cfg = SBConfig(outer_steps=4, warmup_steps=2, inner_steps=2, hidden=8, depth=1, plan_size=200, log_every=0)
+    auto = solve_bridge(x0, x1, 0.5, config=cfg)
+    off = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, refine_rounds=0))
+    assert auto.coupling["coupling"] == "minibatch" and "refine" not in auto.coupling
+    for p, q in zip(auto.drift_net.parameters(), off.drift_net.parameters(), strict=True):
+        assert torch.equal(p, q)
+    ind = solve_bridge(x0, x1, 0.5, config=dataclasses.replace(cfg, coupling="independent", refine_pairs=100))
+    assert ind.coupling["refine"]["rounds"] == 1 and [r["step"] for r in ind.coupling["refine"]["started"]] == [2]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("refine_rounds", -1),
+        ("refine_rounds", "two"),
+        ("refine_rounds", True),
+        ("refine_share", 0.0),
+        ("refine_share", 1.0),
+        ("refine_pairs", 1),
+        ("refine_sde_steps", 0),
+    ],
+)
+def test_refinement_settings_are_checked(field, value):
+    x = torch.randn(50, 1)
+    cfg = dataclasses.replace(SBConfig(outer_steps=1, warmup_steps=0, log_every=0), **{field: value})
+    with pytest.raises(ValueError, match=field):
+        solve_bridge(x, x + 1, 0.5, config=cfg, progress=lambda m: None)

@@ -462,8 +462,9 @@ def plot_coefficients(result: BridgeResult, path, *, points: int = 101) -> None:
     _save(fig, path)
 
 
-def plot_history(history: list, path, *, kinetic_path: float | None = None) -> None:
-    """``history.png``: objective and kinetic-energy estimate against the outer step."""
+def plot_history(history: list, path, *, kinetic_path: float | None = None, refine_starts: list | None = None) -> None:
+    """``history.png``: objective and kinetic-energy estimate against the outer step, with the
+    start of each coupling-refinement round (``BridgeResult.coupling["refine"]["started"]``)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
@@ -479,6 +480,9 @@ def plot_history(history: list, path, *, kinetic_path: float | None = None) -> N
             ax.text(0.5, 0.5, "no logged outer steps", ha="center", va="center", transform=ax.transAxes)
     if kinetic_path is not None:
         ax1.axhline(kinetic_path, color="k", ls=":", lw=1, label="along the final SDE's paths")
+    for k, r in enumerate(refine_starts or []):  # SBConfig.refine_rounds: the coupling changes here
+        for ax in (ax0, ax1):
+            ax.axvline(r["step"] + 0.5, color="0.5", ls="--", lw=1, label="refinement round" if k == 0 else None)
     ax0.set_xlabel("outer step")
     ax0.set_ylabel("objective")
     ax0.set_title("objective (SI 3.39)", fontsize=10)
@@ -507,7 +511,8 @@ def write_figures(ev: BridgeEvaluation, result: BridgeResult, out_dir) -> list[s
     plot_coupling(ev, out / "coupling.png", eps=eps)
     plot_marginals(ev, out / "marginals.png", eps=eps)
     plot_coefficients(result, out / "coefficients.png")
-    plot_history(result.history, out / "history.png", kinetic_path=ev.kinetic_path)
+    refine_starts = (result.coupling or {}).get("refine", {}).get("started")
+    plot_history(result.history, out / "history.png", kinetic_path=ev.kinetic_path, refine_starts=refine_starts)
     return list(FIGURES)
 
 

@@ -215,6 +215,31 @@ class SBConfig:
             partner's probability. On mix2-r0.1 (eps = 0.05, 256 points per side) 1e-2 halves
             the Sinkhorn passes of 1e-3 (40 against 81; each plan also starts warm from the
             previous one's potential, :func:`bridge.ot.minibatch_log_plan`).
+        refine_rounds: rounds of *coupling refinement* after the max–min (0: none). Each round
+            draws ``refine_pairs`` pairs ``(x0, x1)``: ``x0`` from the training samples (with
+            replacement) and ``x1`` from the learned SDE started there (``refine_sde_steps``
+            end-grid Heun steps). Then it resets the interpolant to the one the solve started
+            from (the Brownian bridge of the reference process, for the default families) and
+            continues training on those pairs (the ``"paired"`` coupling), with a new warm-up
+            and learning-rate schedule. This is one step of iterative Markovian fitting (Shi et
+            al. 2023, "Diffusion Schrödinger bridge matching"; Peluchetti 2023): the drift
+            learned on Brownian bridges between the pairs of a coupling is its Markovian
+            projection, whose coupling is closer to the SB's, and the SB is its fixed point. It
+            lifts the limit of the independent coupling, where a spatially linear interpolant
+            between independent ``x0, x1`` cannot reach the bridge's marginal path, so the
+            max–min's coupling is not the bridge's. On the mixture benchmark at d = 16, r = 0.1
+            (eps = 0.05, 200 x 200 test samples, floor 0.244%), a drift trained for 300 s on
+            10^6 pairs of the exact plan reached 0.51% cBW2-UVP and the max–min 3.2-3.4%. At the
+            issue's sizes (300 s in all, 10000 samples per side, 500 x 500, floor 0.098%) one
+            round took it from 3.15% to 1.04%, two rounds gave 1.12% (README, "Hard
+            problems"). ``"auto"`` (default): 1 with the independent coupling, 0 with plans,
+            whose path already starts at their SB.
+        refine_share: share of the budget (``time_budget`` or ``outer_steps``, whichever ends
+            first) that the rounds get, split evenly between them; the max–min gets the rest.
+            The time to draw the pairs counts against the round's share.
+        refine_pairs: pairs drawn per round (their ``x1`` cost ``refine_sde_steps`` drift
+            evaluations each).
+        refine_sde_steps: SDE steps per refinement pair.
     """
 
     outer_steps: int = 1000
@@ -248,6 +273,10 @@ class SBConfig:
     val_every: int = 50
     patience: int | None = None
     gradient_drift: bool | str = "auto"
+    refine_rounds: int | str = "auto"
+    refine_share: float = 0.5
+    refine_pairs: int = 100_000
+    refine_sde_steps: int = 25
 
 
 COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
@@ -435,6 +464,18 @@ class _PlanPairs:
         return self.a[p, i], self.b[p, _draw_from_rows(self.cdf[p, i], self.gen)]
 
 
+class _PoolPairs:
+    """Random rows of a fixed pool of pairs ``{"x0", "x1"}`` (the refinement rounds)."""
+
+    def __init__(self, pool: dict[str, Tensor], gen: torch.Generator):
+        self.pool, self.gen = pool, gen
+
+    def __call__(self, n: int):
+        x0 = self.pool["x0"]
+        i = torch.randint(0, x0.shape[0], (n,), generator=self.gen).to(x0.device)
+        return x0[i], self.pool["x1"][i]
+
+
 class _MinibatchPairs:
     """A fresh entropic plan at the same eps between ``n`` random training points of each side for
     every draw (:func:`bridge.ot.minibatch_log_plan`), and for row ``i`` a partner ``j ~ P(j | i)``
@@ -527,6 +568,44 @@ def _validation_set(held_out, eps: float, coupling: str, cfg: SBConfig, gen: tor
     t = sample_times(a.shape[0], (cfg.t_min, 1.0 - cfg.t_min), generator=gen, dtype=dtype).to(device)
     z = torch.randn(a.shape, generator=gen, dtype=dtype).to(device)
     return {"x0": a, "x1": b, "t": t, "z": z}
+
+
+def _check_refine_settings(cfg: SBConfig) -> None:
+    r = cfg.refine_rounds
+    if r != "auto" and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+        raise ValueError(f"refine_rounds: expected 'auto' or an int >= 0, got {r!r}")
+    f = cfg.refine_share
+    if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f < 1:
+        raise ValueError(f"refine_share: expected a fraction in (0, 1), got {f!r}")
+    for name, low in (("refine_pairs", 2), ("refine_sde_steps", 1)):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{name}: expected an int >= {low}, got {v!r}")
+
+
+#: rows of the SDE integrated at once when drawing refinement pairs
+REFINE_CHUNK = 8192
+
+
+def _sde_pairs(drift: nn.Module, x0: Tensor, n: int, eps: float, steps: int, gen: torch.Generator):
+    """``n`` pairs ``(x0[i], X1)``: rows of ``x0`` drawn with replacement and ``X1`` from the SDE
+    ``dX = drift dt + sqrt(2 eps) dW`` started there (end-refined Heun grid, as
+    :meth:`BridgeResult.sample`)."""
+    from ..samplers import StochasticHeun, sample_sde
+    from .result import end_grid_sde
+
+    xa = x0[torch.randint(0, x0.shape[0], (n,), generator=gen).to(x0.device)]
+    f, e = end_grid_sde(drift, eps)
+    with torch.no_grad():
+        xb = torch.cat(
+            [
+                sample_sde(f, xa[i : i + REFINE_CHUNK], eps=e, steps=steps, solver=StochasticHeun(), generator=gen).x
+                for i in range(0, n, REFINE_CHUNK)
+            ]
+        )
+    if not bool(torch.isfinite(xb).all()):
+        raise FloatingPointError("coupling refinement: the learned SDE gave NaN or Inf samples; the max-min diverged")
+    return xa, xb
 
 
 def _clone_state(module: nn.Module) -> dict[str, Tensor]:
@@ -793,6 +872,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     if x0.shape[1] != x1.shape[1]:
         raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
     _check_validation_settings(cfg)
+    _check_refine_settings(cfg)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
     problem = {"d": d, "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": asdict(cfg)}
     for key in ("time_budget", "threads", "log_every", "outer_steps", "patience"):  # a resumed run may change these
@@ -809,6 +889,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
     if not (isinstance(interpolant, nn.Module) and isinstance(interpolant, Interpolant)):
         raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
     interpolant = interpolant.to(device)
+    interp_init = _clone_state(interpolant)  # what each refinement round starts from
     if cfg.ema is not None and not (isinstance(cfg.ema, float | int) and 0.0 < cfg.ema < 1.0):
         raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
     _check_gradient_drift(cfg.gradient_drift)
@@ -867,6 +948,12 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         u, u_avg, opt_in = drift_nets(run_cfg, torch.Generator().manual_seed(cfg.seed + GRADIENT_SEED_OFFSET))
         say("[solve] independent coupling: the drift is learned as a gradient field (gradient_drift='auto')")
     net_out = u_avg if u_avg is not None else u  # the drift the result returns
+    n_rounds = cfg.refine_rounds
+    if n_rounds == "auto":
+        n_rounds = 1 if coupling_info["coupling"] == "independent" else 0
+    # phase 0: the max-min on the chosen coupling; phases 1..n_rounds: coupling refinement
+    phase, phase_start = 0, 0.0  # phase_start: the budget fraction where the phase began
+    refine_info = {"rounds": n_rounds, "share": cfg.refine_share, "pairs": cfg.refine_pairs, "started": []}
     vstate = {"set": None, "best": None, "best_step": None, "best_loss": None, "since_best": 0, "curve": []}
     if held_out is not None:
         if restored is not None and "validation" in restored[0]:
@@ -894,6 +981,8 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             tensors["validation"] = vstate["set"]
         if vstate["best"] is not None:
             tensors["best_drift"], tensors["best_interpolant"] = vstate["best"]
+        if phase > 0:
+            tensors["refine_pool"] = draw_pairs.pool
         meta = {
             "kind": "bridge-solve-state",
             "problem": problem,
@@ -904,6 +993,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             "history": history,
             "elapsed_s": elapsed0 + time.perf_counter() - start,
             "validation": {k: vstate[k] for k in ("best_step", "best_loss", "since_best", "curve")},
+            "refine": {"phase": phase, "phase_start": phase_start, "started": refine_info["started"]},
         }
         return tensors, meta
 
@@ -922,6 +1012,10 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         if "best_drift" in tensors:
             vstate["best"] = (tensors["best_drift"], tensors["best_interpolant"])
         vstate |= meta.get("validation") or {}
+        if meta["refine"]["phase"] > 0:
+            phase, phase_start = int(meta["refine"]["phase"]), float(meta["refine"]["phase_start"])
+            refine_info["started"] = list(meta["refine"]["started"])
+            draw_pairs = _PoolPairs(tensors["refine_pool"], gen)
         say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
 
     def batch():
@@ -1006,6 +1100,40 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
 
     stopped_by = "steps"
     budget = cfg.time_budget
+
+    def frac_done(k):
+        """The budget fraction used after ``k`` outer steps: steps or time, whichever is further."""
+        return k / cfg.outer_steps if budget is None else max(k / cfg.outer_steps, elapsed() / budget)
+
+    def phase_end(p):
+        return 1.0 if p >= n_rounds else 1.0 - cfg.refine_share + p * cfg.refine_share / n_rounds
+
+    def start_round():
+        """Coupling refinement (``SBConfig.refine_rounds``): pairs from the learned SDE, then the
+        starting interpolant, fresh outer optimiser state and a new warm-up on them."""
+        nonlocal phase, phase_start, draw_pairs, warm_done
+        t0 = time.perf_counter()
+        phase_start = frac_done(step)
+        xa, xb = _sde_pairs(net_out, x0, cfg.refine_pairs, eps, cfg.refine_sde_steps, gen)
+        gen_s = time.perf_counter() - t0
+        phase += 1
+        draw_pairs = _PoolPairs({"x0": xa, "x1": xb}, gen)
+        interpolant.load_state_dict(interp_init)
+        if opt_out is not None:
+            opt_out.state.clear()
+        if vstate["set"] is not None:  # validate on held-out x0 and their partners from the same SDE
+            va, vb = _sde_pairs(net_out, held_out[0], cfg.val_size, eps, cfg.refine_sde_steps, gen_val)
+            vstate["set"] = _validation_set((va, vb), eps, "paired", cfg, gen_val, dtype, device)
+            vstate.update(best=None, best_step=None, best_loss=None, since_best=0)
+        refine_info["started"].append({"round": phase, "step": step, "wall_s": round(elapsed(), 3), "pairs_s": gen_s})
+        say(
+            f"[solve] coupling refinement, round {phase}/{n_rounds}: {cfg.refine_pairs} pairs from the learned SDE "
+            f"({cfg.refine_sde_steps} steps, {gen_s:.1f}s); interpolant reset, training on them"
+        )
+        warm_done = 0
+        for grp in opt_in.param_groups:
+            grp["lr"] = cfg.lr_inner
+
     while warm_done < cfg.warmup_steps:
         if budget is not None and elapsed() >= budget:
             stopped_by = "time_budget"
@@ -1017,9 +1145,16 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         if budget is not None and elapsed() >= budget:
             stopped_by = "time_budget"
             break
+        if phase < n_rounds and frac_done(step) >= phase_end(phase):
+            start_round()
+            while warm_done < cfg.warmup_steps and not (budget is not None and elapsed() >= budget):
+                inner_step()
+                warm_done += 1
+            continue
         step += 1
-        frac = step / cfg.outer_steps if budget is None else max(step / cfg.outer_steps, elapsed() / budget)
-        decay = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        frac = frac_done(step)
+        local = (frac - phase_start) / max(phase_end(phase) - phase_start, 1e-12)  # the phase's own schedule
+        decay = 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(max(local, 0.0), 1.0)))
         for grp in opt_in.param_groups:
             grp["lr"] = cfg.lr_inner * decay
         first = last = 0.0
@@ -1044,6 +1179,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
                 kinetic = float(u(s.t, s.xt).pow(2).sum(-1).mean())
             rec = {
                 "step": step,
+                "phase": phase,
                 "objective": value,
                 "kinetic": kinetic,
                 "inner_gap": first - last,
@@ -1118,6 +1254,6 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         wall_s=elapsed(),
         stopped_by=stopped_by,
         config=run_cfg,  # with gradient_drift resolved: what BridgeResult.load rebuilds
-        coupling=coupling_info,
+        coupling=coupling_info | ({"refine": refine_info} if n_rounds else {}),
         validation=validation,
     )
