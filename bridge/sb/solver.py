@@ -1112,7 +1112,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         """Coupling refinement (``SBConfig.refine_rounds``): pairs from the learned SDE, then the
         starting interpolant, fresh outer optimiser state and a new warm-up on them."""
         nonlocal phase, phase_start, draw_pairs, warm_done
-        t0 = time.perf_counter()
+        t0, wall0 = time.perf_counter(), elapsed()
         phase_start = frac_done(step)
         xa, xb = _sde_pairs(net_out, x0, cfg.refine_pairs, eps, cfg.refine_sde_steps, gen)
         gen_s = time.perf_counter() - t0
@@ -1125,7 +1125,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             va, vb = _sde_pairs(net_out, held_out[0], cfg.val_size, eps, cfg.refine_sde_steps, gen_val)
             vstate["set"] = _validation_set((va, vb), eps, "paired", cfg, gen_val, dtype, device)
             vstate.update(best=None, best_step=None, best_loss=None, since_best=0)
-        refine_info["started"].append({"round": phase, "step": step, "wall_s": round(elapsed(), 3), "pairs_s": gen_s})
+        refine_info["started"].append({"round": phase, "step": step, "wall_s": round(wall0, 3), "pairs_s": gen_s})
         say(
             f"[solve] coupling refinement, round {phase}/{n_rounds}: {cfg.refine_pairs} pairs from the learned SDE "
             f"({cfg.refine_sde_steps} steps, {gen_s:.1f}s); interpolant reset, training on them"
