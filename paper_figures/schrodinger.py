@@ -52,7 +52,8 @@ COUPLING_FLOOR_FACTOR = 1.0  # learned coupling "close" = within POT's own sampl
 MARGINAL_FLOOR_FACTOR = 2.0  # energy distance within 2x that of two independent target samples
 KINETIC_TOL = 0.05  # "within 5% of the closed form"
 
-# quick: CI smoke size; full: about 10 minutes of one CPU thread (scaled down, see the record)
+# quick: CI smoke size; full: about 10 minutes of one CPU thread (scaled down, see the record).
+# gauss_independent is the paper's max-min alone: no coupling refinement (SBConfig.refine_rounds).
 SIZES = {
     True: dict(
         n_train=1024, n_test=150, per_point=4, sde_steps=60, fans=5, fan_samples=20,
@@ -60,7 +61,7 @@ SIZES = {
                   log_every=1),
         gauss_n=2048, ke_points=1000, ke_steps=50, family_steps=200,
         gauss_independent=dict(outer_steps=40, warmup_steps=20, inner_steps=3, hidden=64, depth=2,
-                               coupling="independent", log_every=1),
+                               coupling="independent", refine_rounds=0, log_every=1),
         gauss_sinkhorn=dict(outer_steps=15, warmup_steps=20, inner_steps=4, hidden=64, depth=2, plan_size=256,
                             plan_count=1, log_every=1, coupling="sinkhorn"),
         wall=dict(problem="mix2-r1", budgets=[1.0, 3.0], n_train=1024, pot_sizes=[256, 1024], test_points=40,
@@ -70,7 +71,7 @@ SIZES = {
         n_train=4096, n_test=500, per_point=8, sde_steps=200, fans=6, fan_samples=40,
         sb2d=dict(outer_steps=300, plan_size=1024, plan_count=2, log_every=5),
         gauss_n=8192, ke_points=4000, ke_steps=200, family_steps=1000,
-        gauss_independent=dict(outer_steps=600, inner_steps=5, coupling="independent", log_every=5),
+        gauss_independent=dict(outer_steps=600, inner_steps=5, coupling="independent", refine_rounds=0, log_every=5),
         gauss_sinkhorn=dict(outer_steps=200, plan_size=1024, plan_count=2, log_every=5, coupling="sinkhorn"),
         wall=dict(problem="mix2-r1", budgets=[4.0, 12.0, 36.0], n_train=4000, pot_sizes=[500, 1000, 2000, 4000],
                   test_points=100, per_point=100, sde_steps=100, plan_size=1024),
