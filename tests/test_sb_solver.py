@@ -508,6 +508,7 @@ def test_holdout_returns_the_best_state_unless_the_last_is_as_good(n, over, kept
     g = torch.Generator().manual_seed(5)
     x0, x1 = torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 2
     base = dict(warmup_steps=5, batch_size=64, log_every=0, drift_form="u", coupling="independent", holdout=0.25)
+    base |= dict(refine_rounds=0)  # the max-min alone: one training target, one validation set
     cfg = SBConfig(**(base | dict(val_every=5, ema=None) | over))
     res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
     curve, steps = res.validation["curve"], cfg.outer_steps
