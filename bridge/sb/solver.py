@@ -1012,9 +1012,10 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         if "best_drift" in tensors:
             vstate["best"] = (tensors["best_drift"], tensors["best_interpolant"])
         vstate |= meta.get("validation") or {}
-        if meta["refine"]["phase"] > 0:
-            phase, phase_start = int(meta["refine"]["phase"]), float(meta["refine"]["phase_start"])
-            refine_info["started"] = list(meta["refine"]["started"])
+        refined = meta.get("refine") or {}
+        if refined.get("phase", 0) > 0:
+            phase, phase_start = int(refined["phase"]), float(refined["phase_start"])
+            refine_info["started"] = list(refined["started"])
             draw_pairs = _PoolPairs(tensors["refine_pool"], gen)
         say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
 
