@@ -679,7 +679,7 @@ def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeyp
     interp = FourierInterpolant(3, dim=2, gamma=BrownianGamma(a=1.0))
     start = [p.detach().clone() for p in interp.parameters()]
     seen = {"pools": [], "interp_at_draw": [], "interp_at_train": []}
-    real_pairs, real_pool = solver._sde_pairs, solver._PoolPairs.__call__
+    real_pairs, real_pool = solver._sde_pairs, solver._PairedRows.__call__
 
     def pairs(drift, x, n, eps, steps, gen):
         seen["interp_at_draw"].append([p.detach().clone() for p in interp.parameters()])
@@ -696,7 +696,7 @@ def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeyp
         return a, b
 
     monkeypatch.setattr(solver, "_sde_pairs", pairs)
-    monkeypatch.setattr(solver._PoolPairs, "__call__", pool_call)
+    monkeypatch.setattr(solver._PairedRows, "__call__", pool_call)
     cfg = SBConfig(
         outer_steps=12, warmup_steps=2, batch_size=16, hidden=8, log_every=1, coupling="independent",
         refine_rounds=2, refine_pairs=500, refine_sde_steps=5, lr_outer=0.05,

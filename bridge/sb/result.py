@@ -73,6 +73,21 @@ def end_grid_sde(drift, eps: float):
     return drift_s, eps_s
 
 
+def forward_sde(drift, eps: float, x: Tensor, *, steps: int, generator=None, grid: str = "end", trajectory=False):
+    """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = 1`` with the stochastic
+    Heun method on ``grid`` (:func:`sde_times`), without autograd: the
+    :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde`."""
+    from ..samplers import StochasticHeun, sample_sde
+
+    _check_grid(grid)
+    if grid == "end":
+        drift, eps = end_grid_sde(drift, eps)
+    with torch.no_grad():
+        return sample_sde(
+            drift, x, eps=eps, steps=steps, solver=StochasticHeun(), generator=generator, trajectory=trajectory
+        )
+
+
 @dataclass
 class BridgeResult:
     """A solved Schrödinger bridge (SPEC §5).
@@ -144,26 +159,12 @@ class BridgeResult:
             ``(n, per_point, d)`` tensor (and the trajectory ``(steps+1, n, per_point, d)`` when
             ``trajectory``, at the times :func:`sde_times` ``(steps, grid)``).
         """
-        from ..samplers import StochasticHeun, sample_sde
-
         if not isinstance(per_point, int) or per_point < 1:
             raise ValueError(f"per_point: expected a positive int, got {per_point!r}")
         _check_grid(grid)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
-        drift, eps = self.drift, self.eps
-        if grid == "end":
-            drift, eps = end_grid_sde(self.drift, self.eps)
-        with torch.no_grad():
-            res = sample_sde(
-                drift,
-                x,
-                eps=eps,
-                steps=steps,
-                solver=StochasticHeun(),
-                generator=generator,
-                trajectory=trajectory,
-            )
+        res = forward_sde(self.drift, self.eps, x, steps=steps, generator=generator, grid=grid, trajectory=trajectory)
         out = res.x.reshape(n, per_point, d)
         if trajectory:
             return out, res.trajectory.reshape(-1, n, per_point, d)

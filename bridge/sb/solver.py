@@ -319,11 +319,7 @@ def _pair_sampler(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig, gen: torch.
                 f"and {x1.shape[0]}"
             )
 
-        def draw(n):
-            i = torch.randint(0, x0.shape[0], (n,), generator=gen).to(x0.device)
-            return x0[i], x1[i]
-
-        return draw, {"coupling": "paired"}
+        return _PairedRows({"x0": x0, "x1": x1}, gen), {"coupling": "paired"}
     if cfg.coupling == "minibatch":
         info = {
             "coupling": "minibatch",
@@ -464,8 +460,9 @@ class _PlanPairs:
         return self.a[p, i], self.b[p, _draw_from_rows(self.cdf[p, i], self.gen)]
 
 
-class _PoolPairs:
-    """Random rows of a fixed pool of pairs ``{"x0", "x1"}`` (the refinement rounds)."""
+class _PairedRows:
+    """Random rows of paired samples ``pool = {"x0", "x1"}``: the ``"paired"`` coupling, and the
+    refinement rounds' pairs (kept in the checkpoint)."""
 
     def __init__(self, pool: dict[str, Tensor], gen: torch.Generator):
         self.pool, self.gen = pool, gen
@@ -591,18 +588,11 @@ def _sde_pairs(drift: nn.Module, x0: Tensor, n: int, eps: float, steps: int, gen
     """``n`` pairs ``(x0[i], X1)``: rows of ``x0`` drawn with replacement and ``X1`` from the SDE
     ``dX = drift dt + sqrt(2 eps) dW`` started there (end-refined Heun grid, as
     :meth:`BridgeResult.sample`)."""
-    from ..samplers import StochasticHeun, sample_sde
-    from .result import end_grid_sde
+    from .result import forward_sde
 
     xa = x0[torch.randint(0, x0.shape[0], (n,), generator=gen).to(x0.device)]
-    f, e = end_grid_sde(drift, eps)
-    with torch.no_grad():
-        xb = torch.cat(
-            [
-                sample_sde(f, xa[i : i + REFINE_CHUNK], eps=e, steps=steps, solver=StochasticHeun(), generator=gen).x
-                for i in range(0, n, REFINE_CHUNK)
-            ]
-        )
+    chunks = [xa[i : i + REFINE_CHUNK] for i in range(0, n, REFINE_CHUNK)]
+    xb = torch.cat([forward_sde(drift, eps, c, steps=steps, generator=gen).x for c in chunks])
     if not bool(torch.isfinite(xb).all()):
         raise FloatingPointError("coupling refinement: the learned SDE gave NaN or Inf samples; the max-min diverged")
     return xa, xb
@@ -1016,7 +1006,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         if refined.get("phase", 0) > 0:
             phase, phase_start = int(refined["phase"]), float(refined["phase_start"])
             refine_info["started"] = list(refined["started"])
-            draw_pairs = _PoolPairs(tensors["refine_pool"], gen)
+            draw_pairs = _PairedRows(tensors["refine_pool"], gen)
         say(f"[solve] resumed from {ckpt} at outer step {step} ({elapsed0:.1f}s of training so far)")
 
     def batch():
@@ -1118,7 +1108,7 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
         xa, xb = _sde_pairs(net_out, x0, cfg.refine_pairs, eps, cfg.refine_sde_steps, gen)
         gen_s = time.perf_counter() - t0
         phase += 1
-        draw_pairs = _PoolPairs({"x0": xa, "x1": xb}, gen)
+        draw_pairs = _PairedRows({"x0": xa, "x1": xb}, gen)
         interpolant.load_state_dict(interp_init)
         if opt_out is not None:
             opt_out.state.clear()
@@ -1148,9 +1138,10 @@ def _solve(x0, x1, eps, interpolant, cfg, progress, checkpoint, checkpoint_every
             break
         if phase < n_rounds and frac_done(step) >= phase_end(phase):
             start_round()
-            while warm_done < cfg.warmup_steps and not (budget is not None and elapsed() >= budget):
-                inner_step()
-                warm_done += 1
+        if warm_done < cfg.warmup_steps:  # a refinement round's warm-up
+            inner_step()
+            warm_done += 1
+            maybe_save()
             continue
         step += 1
         frac = frac_done(step)
