@@ -30,14 +30,32 @@ from .interpolants import (
     Trig,
     ZeroGamma,
 )
+from .likelihood import (
+    backward_ito_log_density,
+    feynman_kac_log_density,
+    kl_bound_report,
+    ode_log_density,
+    ode_sample_log_density,
+)
 from .losses import loss_b, loss_eta, loss_s, loss_v
 from .models import MLP
 from .samplers import RK4, RK45, Euler, EulerMaruyama, Heun, StochasticHeun, sample_ode, sample_sde
+from .sb import BridgeResult, SBConfig, solve_bridge
 from .train import TrainResult, train_fields
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # the Schrödinger bridge (docs/math.md §5)
+    "solve_bridge",
+    "SBConfig",
+    "BridgeResult",
+    # likelihood (docs/math.md §4)
+    "ode_log_density",
+    "ode_sample_log_density",
+    "feynman_kac_log_density",
+    "backward_ito_log_density",
+    "kl_bound_report",
     # interpolants (SPEC §1)
     "Interpolant",
     "SpatiallyLinearInterpolant",
