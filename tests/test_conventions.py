@@ -129,8 +129,9 @@ def test_pot_and_geomloss_agree_at_the_converted_settings(eps):
 
 @pytest.mark.parametrize("eps", [0.1, 1.0])
 def test_kl_helper_matches_the_gaussian_path_space_kl(eps):
-    # KL(P_SB || W) from the Gaussian entropies (GaussianSB.kl_to_reference) equals the
-    # kinetic energy (closed form, checked against quadrature in test_gaussian_sb) / (4 eps).
+    # KL(P_SB || W) from the Gaussian entropies (GaussianSB.kl_to_reference) equals the kinetic
+    # energy / (4 eps); the kinetic energy's closed form is checked against quadrature in
+    # tests/reference/test_gaussian_sb.py.
     A = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=F64)
     B = torch.tensor([[2.0, -0.6], [-0.6, 1.0]], dtype=F64)
     sb = gaussian_sb(torch.zeros(2, dtype=F64), A, torch.ones(2, dtype=F64), B, eps=eps)

@@ -1,4 +1,4 @@
-"""Quadratic losses (SPEC §2, SI 2.13, 2.16, 2.19, 2.29) and field conversions against the exact
+"""Quadratic losses (docs/math.md §2, SI 2.13, 2.16, 2.19, 2.29) and field conversions against the exact
 Gaussian-mixture fields of :class:`bridge.reference.InterpolantOracle`.
 
 The excess-loss identity. For every loss ``L[f] = E[1/2 |f(x_t)|^2 - target . f(x_t)]`` with
@@ -166,7 +166,7 @@ CASES = [(i, l, a) for i in ORACLES for l in LOSSES for a in (True, False)]
     "interp_name,loss_name,antithetic", CASES, ids=[f"{i}-{l}-{'anti' if a else 'plain'}" for i, l, a in CASES]
 )
 def test_excess_loss_identity(interp_name, loss_name, antithetic):
-    """L[f* + h] - L[f*] = 1/2 E|h|^2 (SPEC §2) for the exact Gaussian-mixture f*."""
+    """L[f* + h] - L[f*] = 1/2 E|h|^2 (docs/math.md §2) for the exact Gaussian-mixture f*."""
     oracle = ORACLES[interp_name]
     loss, field, range_anti, range_plain = LOSSES[loss_name]
     seed = 100 + CASES.index((interp_name, loss_name, antithetic))
@@ -192,7 +192,7 @@ def test_excess_identity_detects_a_wrong_field(loss_name):
 
 
 def test_antithetic_reduces_score_loss_variance_near_t0():
-    """Per-sample variance of L_s at the exact score for t in [1e-4, 1e-3] (SPEC §2)."""
+    """Per-sample variance of L_s at the exact score for t in [1e-4, 1e-3] (docs/math.md §2)."""
     oracle = ORACLES["linear"]
     t, x0, x1, z = draw(oracle, N, 8, (1e-4, 1e-3))
     s = memo(oracle.s)
@@ -277,7 +277,7 @@ def test_one_sided_drift_from_denoiser(interp):
 
 
 def test_mirror_drift_from_denoiser():
-    """Mirror (rho0 = rho1): b = gamma_dot eta (SPEC §2)."""
+    """Mirror (rho0 = rho1): b = gamma_dot eta (docs/math.md §2)."""
     oracle = InterpolantOracle(Mirror(), RHO1, RHO1)
     t, x = grid_points(oracle, [1e-4, 0.2, 0.5, 0.7, 1 - 1e-4], 3)
     ref = oracle.b(t, x)

@@ -2,8 +2,8 @@
 
 Independent references: the closed-form plan of a 2 x 2 problem, the defining formula of the
 plan from its potentials, the two solvers against each other, and limits (eps -> infinity).
-The Gaussian closed form against POT is in tests/test_gaussian_sb.py and the mixture benchmark
-against POT in tests/test_sb_mixture.py.
+The Gaussian closed form against POT is in tests/reference/test_gaussian_sb.py and the mixture
+benchmark against POT in tests/reference/test_sb_mixture.py.
 
 Tolerances:
 

@@ -1,4 +1,4 @@
-"""A short training run recovers b and s of a Gaussian -> Gaussian-mixture problem (SPEC §2, §7).
+"""A short training run recovers b and s of a Gaussian -> Gaussian-mixture problem (docs/math.md §2, §7).
 
 The learned fields are compared with the exact ones in the L2(rho_t) norm,
 

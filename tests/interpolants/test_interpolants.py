@@ -1,4 +1,4 @@
-"""Interpolant schedules and families against autograd and exact boundary values (SPEC §1)."""
+"""Interpolant schedules and families against autograd and exact boundary values (docs/math.md §1)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Learnable interpolants (SPEC §5): boundary values for random parameters, time derivatives
+"""Learnable interpolants (docs/math.md §5): boundary values for random parameters, time derivatives
 against autograd, and gradients with respect to the parameters."""
 
 import pytest

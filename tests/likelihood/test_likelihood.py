@@ -1,4 +1,4 @@
-"""Tests for bridge.likelihood (SPEC §4) against closed forms (SPEC §7) and autograd.
+"""Tests for bridge.likelihood (docs/math.md §4) against closed forms (docs/math.md §7) and autograd.
 
 Oracles, all independent of the code under test: Gaussian log-densities from
 ``torch.distributions.MultivariateNormal`` (and ``GaussianMixture.log_prob`` for a mixture);
@@ -297,7 +297,7 @@ def test_ode_log_density_input_errors():
 def backward_moments(x, params, eps):
     """Mean and covariance at t = 0 of the backward process Y_{t-h} = Y_t - h b_F + sqrt(2 eps h) xi
     from Y_1 = x, for the exact Gaussian b_F = m_dot + J_F (y - m_t), J_F = (C_dot/2 - eps I) C^{-1}
-    (SPEC §7, linear interpolant, gamma^2 = t(1-t)), and int_0^1 tr J_F dt: by solve_ivp/quad."""
+    (docs/math.md §7, linear interpolant, gamma^2 = t(1-t)), and int_0^1 tr J_F dt: by solve_ivp/quad."""
     m0, c0, m1, c1 = (p.numpy() for p in params)
     d = m0.shape[0]
     eye = np.eye(d)
@@ -448,7 +448,7 @@ def test_excess_loss_monte_carlo_and_training_losses():
 # ----------------------------------------------------------------------------------------------
 # command line
 
-# the same tiny configuration as tests/test_cli.py
+# the same tiny configuration as the CLI tests
 TINY = ["--steps", "30", "--n-train", "400", "--n-test", "200", "--sample-steps", "20", "--hidden", "16",
         "--batch-size", "64", "--eps", "0.5,1", "--quiet"]  # fmt: skip
 

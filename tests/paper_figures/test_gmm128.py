@@ -1,5 +1,5 @@
 """Fast checks of the numeric helpers of ``paper_figures/gmm128.py``: the KL estimator with its
-control variate (SPEC §6) against closed-form Gaussian KL divergences, the Scott KDE against the
+control variate (docs/math.md §6) against closed-form Gaussian KL divergences, the Scott KDE against the
 closed-form density of its expectation, the KDE-KL end to end, and the within-mode spread ratio.
 
 The expected Scott KDE of ``n`` samples of ``N(m, S)`` in 2-D is ``N(m, (1 + f^2) S)`` with
@@ -100,7 +100,7 @@ def test_control_variate_terms_are_nonnegative_and_reduce_variance():
     plain = l1 - lh  # the estimator without the control variate
     assert kl >= 0.0
     assert se < 0.5 * plain.std(ddof=1) / math.sqrt(plain.size)
-    # with the sign printed in SPEC §6 the terms are 1 - a - log a, negative for some points
+    # with the sign printed in docs/math.md §6 the terms are 1 - a - log a, negative for some points
     assert (np.expm1(lh - l1) - (lh - l1) >= 0).all() and (-np.expm1(lh - l1) - (lh - l1) < 0).any()
 
 

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.interpolants.learnable import FourierInterpolant
-from bridge.interpolants.schedules import BrownianGamma
+from bridge.interpolants import BrownianGamma, FourierInterpolant
 from bridge.reference import InterpolantOracle, gaussian, gaussian_sb
 from paper_figures.schrodinger import gaussian_path_energy, gaussian_path_kinetic, running_mean
 
@@ -18,7 +17,7 @@ EPS = 0.3
 
 
 def test_sb_path_has_the_closed_form_kinetic_energy():
-    # linear interpolant + gamma = sqrt(2 eps t(1-t)) + the SB plan's coupling is the SB itself (SPEC §5),
+    # linear interpolant + gamma = sqrt(2 eps t(1-t)) + the SB plan's coupling is the SB itself (docs/math.md §5),
     # so its kinetic energy is GaussianSB.kinetic_energy (computed there from entropies, not a path integral)
     ref = gaussian_sb(a, A, b, B, eps=EPS)
     it = FourierInterpolant(4, dim=2, gamma=BrownianGamma(a=2 * EPS), learn_gamma=True)

@@ -1,4 +1,4 @@
-"""Tests for bridge.reference.gaussian_sb: the closed-form Gaussian EOT / SB (SPEC §7).
+"""Tests for bridge.reference.gaussian_sb: the closed-form Gaussian EOT / SB (docs/math.md §7).
 
 Every formula is checked against something independent: the plan's precision matrix (the EOT
 certificate), generic Gaussian conditioning, autograd (the Fokker–Planck equation of the SB
@@ -92,7 +92,7 @@ def test_plan_certificate_precision_off_diagonal_is_minus_identity_over_r(d, eps
 
 @pytest.mark.parametrize("d,eps", CASES)
 def test_conditional_law_matches_generic_gaussian_conditioning(d, eps):
-    # SPEC §7 writes Cov(y|x) = r A^{-1} C; generic conditioning gives the Schur complement
+    # docs/math.md §7 writes Cov(y|x) = r A^{-1} C; generic conditioning gives the Schur complement
     # B - C^T A^{-1} C. They agree because of the certificate above.
     sb = problem(d, eps)
     schur = sb.B - sb.C.T @ torch.linalg.solve(sb.A, sb.C)
@@ -150,7 +150,7 @@ def fokker_planck_residuals(sb: GaussianSB, t: float, x: torch.Tensor):
 @pytest.mark.parametrize("d,eps", CASES)
 @pytest.mark.parametrize("t", [0.0, 0.3, 0.8, 1.0])
 def test_drift_and_velocity_solve_the_fokker_planck_equation(d, eps, t):
-    # d/dt rho = -div(rho u) + eps Lap rho (SPEC §3/§5: diffusion sqrt(2 eps) dW) and
+    # d/dt rho = -div(rho u) + eps Lap rho (docs/math.md §3/§5: diffusion sqrt(2 eps) dW) and
     # d/dt rho = -div(rho b) for the probability flow, with rho = N(mu_t, Sigma_t) differentiated
     # by autograd: checks the drift K_t, the marginal moments and the score together.
     sb = problem(d, eps)

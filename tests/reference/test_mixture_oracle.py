@@ -1,8 +1,8 @@
-"""Gaussian-mixture closed forms (SPEC §7, SI App. A) against independent references.
+"""Gaussian-mixture closed forms (docs/math.md §7, SI App. A) against independent references.
 
 Independent references used here: scipy's multivariate normal (log-density), autograd (score
 = grad log rho; the transport equation d/dt log rho + div b + b . grad log rho = 0, which pins
-down b given log rho), Monte-Carlo samples of ``interp.x_t`` (marginal moments), and SPEC §7's
+down b given log rho), Monte-Carlo samples of ``interp.x_t`` (marginal moments), and docs/math.md §7's
 Gaussian formula ``b = m_dot + 1/2 C_dot C^{-1}(x - m)`` with ``m_dot, C_dot`` by autograd.
 
 Tolerances
@@ -81,7 +81,7 @@ def per_dim_interpolant(d):
 
 
 def cases(dims=(1, 2, 3)):
-    """(id, oracle) for every family of SPEC §1 and mixtures in several dimensions."""
+    """(id, oracle) for every family of docs/math.md §1 and mixtures in several dimensions."""
     out = []
     for d in dims:
         r0, r1 = random_mixture(d, 2, 10 + d), random_mixture(d, 3, 20 + d)
@@ -226,7 +226,7 @@ def test_oracle_drift_solves_transport_equation(oracle):
 
 @pytest.mark.parametrize("interp", [Linear(BrownianGamma()), Trig()], ids=repr)
 def test_oracle_drift_matches_gaussian_closed_form(interp):
-    """SPEC §7: b = m_dot + 1/2 C_dot C^{-1}(x - m) for one Gaussian and scalar coefficients."""
+    """docs/math.md §7: b = m_dot + 1/2 C_dot C^{-1}(x - m) for one Gaussian and scalar coefficients."""
     d = 3
     r0, r1 = random_mixture(d, 1, 50), random_mixture(d, 1, 51)
     oracle = InterpolantOracle(interp, r0, r1)

@@ -1,8 +1,8 @@
-"""Tests for bridge.reference.sb_mixture: the SB benchmark with a known plan (SPEC §7).
+"""Tests for bridge.reference.sb_mixture: the SB benchmark with a known plan (docs/math.md §7).
 
 Independent checks: the conditional density against numerical quadrature of its definition
 N(y; x, rI) g(y) / Z(x); the EOT certificate d^2/dx dy log pi(y|x) = I/r (autograd); the
-one-component case against the Gaussian closed form of SPEC §7 (a different derivation); the
+one-component case against the Gaussian closed form of docs/math.md §7 (a different derivation); the
 drift against autograd of log h and the backward heat equation; the drift's SDE against the
 exact conditional moments and the Brownian-bridge marginals; POT's discrete plan on samples.
 
@@ -109,7 +109,7 @@ def test_plan_certificate_cross_derivative_is_identity_over_r(d, eps):
 def test_single_component_is_the_gaussian_closed_form(d, eps):
     # With one potential component N(mu, S) the plan is Gaussian: y | x ~ N(mu + G (x - mu), P),
     # G = S (S + rI)^{-1}; so rho1 = N(mu + G(a - mu), G A G^T + P) and Cov(x, y) = A G^T. The
-    # SPEC §7 Gaussian formulas (Janati et al.) must give the same C and the same SB drift.
+    # docs/math.md §7 Gaussian formulas (Janati et al.) must give the same C and the same SB drift.
     a, A = torch.randn(d, generator=gen(1), dtype=F64), random_spd(d, 5, 0.4, 1.5)
     mu, S = torch.randn(d, generator=gen(2), dtype=F64) + 1, random_spd(d, 6, 0.2, 1.0)
     bench = SBMixtureBenchmark(gaussian(a, A), gaussian(mu, S), eps=eps)

@@ -1,4 +1,4 @@
-"""With the exact fields, the ODE and the SDEs (several eps) push rho0 to rho1 (SPEC §3, §7).
+"""With the exact fields, the ODE and the SDEs (several eps) push rho0 to rho1 (docs/math.md §3, §7).
 
 * 2-D Gaussian -> two-component mixture: sample moments along the paths match the closed-form
   marginal rho(t) at several t, for the ODE, the forward SDE at eps in {0.5, 1, 2} and the

@@ -1,4 +1,4 @@
-"""Tests for bridge.samplers: declared orders measured on problems with exact answers (SPEC §3).
+"""Tests for bridge.samplers: declared orders measured on problems with exact answers (docs/math.md §3).
 
 Oracles are independent of the samplers: closed-form ODE solutions, and for the linear SDE
 dX = (a(t) X + c(t)) dt + sqrt(2 eps(t)) dW the variation-of-constants formula, whose
