@@ -43,7 +43,7 @@ ONE_SIDED_DENOISE_T = 0.97
 
 
 def _gammas():
-    from .interpolants import BrownianGamma, QuadraticGamma, SigmoidGamma, SinSquaredGamma, ZeroGamma
+    from ..interpolants import BrownianGamma, QuadraticGamma, SigmoidGamma, SinSquaredGamma, ZeroGamma
 
     return {
         "brownian": lambda a: BrownianGamma(a=a),  # sqrt(a t(1-t))
@@ -55,7 +55,7 @@ def _gammas():
 
 
 def _interpolants():
-    from . import interpolants as I
+    from .. import interpolants as I
 
     return {
         "linear": lambda g: I.Linear(g),
@@ -97,9 +97,9 @@ def load_fit_run(run_dir, *, map_location="cpu"):
     """
     import torch
 
-    from .checkpoint import CheckpointError, load_checkpoint
-    from .fields import Fields
-    from .models import MLP
+    from ..checkpoint import CheckpointError, load_checkpoint
+    from ..fields import Fields
+    from ..models import MLP
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -296,7 +296,7 @@ def _prepare_out(path: str) -> Path:
 
 def _load_pair(source, target, n_train, n_test, gen):
     """Source and target samples (built-in names or files), each split into train and held-out rows."""
-    from .data import DATASETS, check_same_dim, resolve_samples, split_train_test
+    from ..data import DATASETS, check_same_dim, resolve_samples, split_train_test
 
     n_total = n_train + n_test
     x0 = resolve_samples(source, n_total, generator=gen)
@@ -317,11 +317,11 @@ def cmd_fit(args) -> int:
     import numpy as np
     import torch
 
-    from . import __version__
-    from .checkpoint import atomic_write_text, save_checkpoint
-    from .metrics import energy_distance, sinkhorn_divergence
-    from .samplers import Heun, StochasticHeun, sample_ode, sample_sde
-    from .train import check_field_set, train_fields
+    from .. import __version__
+    from ..checkpoint import atomic_write_text, save_checkpoint
+    from ..metrics import energy_distance, sinkhorn_divergence
+    from ..samplers import Heun, StochasticHeun, sample_ode, sample_sde
+    from ..train import check_field_set, train_fields
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch reports no CUDA device")
@@ -520,7 +520,7 @@ def _plot_fit(path, target, source, samples, metrics, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .checkpoint import atomic_write_bytes
+    from ..checkpoint import atomic_write_bytes
 
     panels = [("source", source, None), ("target (held out)", target, None)]
     panels += [(name, x, metrics[name]) for name, x in samples.items()]
@@ -621,7 +621,7 @@ def _add_likelihood_parser(sub) -> None:
 
 
 def _likelihood_solver(args):
-    from .samplers import RK4, RK45, Euler, EulerMaruyama, Heun, StochasticHeun
+    from ..samplers import RK4, RK45, Euler, EulerMaruyama, Heun, StochasticHeun
 
     if args.method == "ode":
         table = {"euler": Euler, "heun": Heun, "rk4": RK4, "rk45": RK45}
@@ -667,7 +667,7 @@ class _SolveRunFields:
 def _load_solve_run_for_likelihood(args, device):
     """Fields and metadata of a `bridge solve` run, or a one-line reason why the requested
     estimator cannot use it."""
-    from .sb.result import BridgeResult
+    from ..sb import BridgeResult
 
     run_dir = Path(args.run)
     if args.method == "ode":
@@ -704,17 +704,17 @@ def cmd_likelihood(args) -> int:
     import numpy as np
     import torch
 
-    from . import __version__
-    from .checkpoint import atomic_write_text
-    from .data import resolve_samples
-    from .likelihood import (
+    from .. import __version__
+    from ..checkpoint import atomic_write_text
+    from ..data import resolve_samples
+    from ..likelihood import (
         Exact,
         Hutchinson,
         backward_ito_log_density,
         feynman_kac_log_density,
         ode_log_density,
     )
-    from .reference import standard_normal
+    from ..reference import standard_normal
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch reports no CUDA device")
@@ -1000,7 +1000,7 @@ def _add_sample_parser(sub) -> None:
 
 
 def _sb_config(args):
-    from .sb.solver import SBConfig
+    from ..sb import SBConfig
 
     names = {
         "steps": "outer_steps",
@@ -1041,9 +1041,9 @@ def cmd_solve(args) -> int:
 
     import torch
 
-    from .checkpoint import CheckpointError, atomic_write_text
-    from .sb.report import evaluate_bridge, jsonable, package_versions, write_figures
-    from .sb.solver import CheckpointMismatchError, solve_bridge
+    from ..checkpoint import CheckpointError, atomic_write_text
+    from ..sb.report import evaluate_bridge, jsonable, package_versions, write_figures
+    from ..sb import CheckpointMismatchError, solve_bridge
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch reports no CUDA device")
@@ -1213,7 +1213,7 @@ def _write_npy_atomic(path: Path, shape, fill) -> None:
 
     import numpy as np
 
-    from .checkpoint import make_temp_beside
+    from ..checkpoint import make_temp_beside
 
     tmp = make_temp_beside(path)
     try:
@@ -1233,8 +1233,8 @@ def _write_npy_atomic(path: Path, shape, fill) -> None:
 def cmd_sample(args) -> int:
     import torch
 
-    from .data import load_samples
-    from .sb.result import BridgeResult
+    from ..data import load_samples
+    from ..sb import BridgeResult
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda requested but torch reports no CUDA device")
