@@ -25,6 +25,7 @@ TINY = ["--problems", "gauss2", "--budget", "0.5", "--n-train", "300", "--test-p
 TINY += ["--cov-points", "300", "--sde-steps", "4", "--sf2m-impl", "own", "--threads", "0"]
 
 
+@pytest.mark.slow  # three methods at their time budgets: 1 s idle, ~4 s on a busy machine
 @pytest.mark.filterwarnings("ignore:solve_bridge. the time budget:RuntimeWarning")  # a 0.5 s budget on purpose
 def test_one_problem_all_methods(bench, tmp_path, capsys):
     out = tmp_path / "sb.json"
@@ -65,6 +66,7 @@ def diagnose(bench):
     sys.modules.pop(spec.name, None)
 
 
+@pytest.mark.slow  # every diagnostic part at its time budget: ~8 s
 @pytest.mark.filterwarnings("ignore:solve_bridge. the time budget:RuntimeWarning")
 def test_diagnose_runs_every_part(diagnose, tmp_path, capsys):
     out = tmp_path / "diag.json"
