@@ -1,4 +1,4 @@
-r"""Training b and s (or v, eta) for a fixed interpolant (SPEC §2).
+r"""Training b and s (or v, eta) for a fixed interpolant (docs/math.md §2).
 
 One network per field, all minimising the sum of their quadratic losses (SI 2.13-2.29) on the
 same Monte-Carlo batch ``(t, x0, x1, z)``. Because the losses have disjoint parameters, the sum
@@ -136,7 +136,7 @@ def train_fields(
     progress: Callable[[str], None] | None = None,
     models: dict[str, nn.Module] | None = None,
 ) -> TrainResult:
-    r"""Train the chosen fields of ``interp`` by minimising their quadratic losses (SPEC §2).
+    r"""Train the chosen fields of ``interp`` by minimising their quadratic losses (docs/math.md §2).
 
     .. math::
         \min_{\hat f} \sum_{f \in \text{fields}}
@@ -156,7 +156,7 @@ def train_fields(
         ema: decay of an exponential moving average of the weights, with warm-up
             ``min(ema, (1+k)/(10+k))`` at step k (None to disable).
         t_range: training times for b, v, eta. score_t_range: for s (keeps ``1/gamma`` finite).
-        antithetic: use antithetic pairs for b and s (SPEC §2).
+        antithetic: use antithetic pairs for b and s (docs/math.md §2).
         seed: seeds the network initialisation and every Monte-Carlo draw.
         log_every: progress line every this many steps (0: silent).
         progress: where progress lines go (default: print to stderr).
@@ -166,6 +166,48 @@ def train_fields(
         :class:`TrainResult`.
     """
     fields = check_field_set(fields, interp)
+    _check_options(steps=steps, time_budget=time_budget, batch_size=batch_size, lr=lr, ema=ema)
+    draw0, d0, dtype, device = _as_sampler(x0, "x0")
+    draw1, d1, _, _ = _as_sampler(x1, "x1")
+    if d0 != d1:
+        raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
+    say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if models is None:
+        models = _new_models(
+            fields, d0, hidden=hidden, depth=depth, activation=activation, dtype=dtype, device=device, generator=gen
+        )
+    elif set(models) != set(fields):
+        raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
+    opt = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=lr)
+    averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
+    batches = _Batches(draw0, draw1, batch_size, t_range, score_t_range, dtype, device, gen)
+    log = _LossLog(fields, steps)
+
+    start = time.perf_counter()
+    stopped_by, step = "steps", 0
+    for step in range(1, steps + 1):
+        elapsed = time.perf_counter() - start
+        if time_budget is not None and elapsed >= time_budget:
+            stopped_by, step = "time_budget", step - 1
+            break
+        cur_lr = _cosine_lr(lr, step, steps, elapsed, time_budget)
+        for grp in opt.param_groups:
+            grp["lr"] = cur_lr
+        losses = _field_losses(models, fields, interp, batches.draw(), antithetic=antithetic)
+        _descend(opt, losses, models, averaged, ema=ema, step=step)
+        log.add(losses)
+        if log_every and (step % log_every == 0 or step == 1):
+            say(log.record(step, time.perf_counter() - start, cur_lr))
+    wall = time.perf_counter() - start
+    final = averaged if averaged is not None else models
+    fl = _trained_fields(interp, final, batches)
+    return TrainResult(models=final, fields=fl, history=log.history, steps=step, wall_s=wall, stopped_by=stopped_by)
+
+
+def _check_options(*, steps, time_budget, batch_size, lr, ema) -> None:
+    """Reject out-of-range training options of :func:`train_fields` with a ``ValueError``."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected a positive int, got {steps!r}")
     if time_budget is not None and not (time_budget > 0):
@@ -176,76 +218,120 @@ def train_fields(
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
     if ema is not None and not (0.0 < ema < 1.0):
         raise ValueError(f"ema: expected a number in (0, 1) or None, got {ema!r}")
-    draw0, d0, dtype, device = _as_sampler(x0, "x0")
-    draw1, d1, _, _ = _as_sampler(x1, "x1")
-    if d0 != d1:
-        raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
-    say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    if models is None:
-        models = {
-            f: MLP(d0, hidden=hidden, depth=depth, activation=activation, generator=gen).to(dtype=dtype, device=device)
-            for f in fields
-        }
-    elif set(models) != set(fields):
-        raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
-    params = [p for m in models.values() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
-    averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
 
-    history: list[dict] = []
-    running = {f: 0.0 for f in fields}
-    n_run = 0
-    start = time.perf_counter()
-    stopped_by = "steps"
-    step = 0
-    for step in range(1, steps + 1):
-        elapsed = time.perf_counter() - start
-        if time_budget is not None and elapsed >= time_budget:
-            stopped_by = "time_budget"
-            step -= 1
-            break
-        frac = step / steps if time_budget is None else max(step / steps, elapsed / time_budget)
-        cur_lr = lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
-        for grp in opt.param_groups:
-            grp["lr"] = cur_lr
-        xa = draw0(batch_size, gen).to(device)
-        xb = draw1(batch_size, gen).to(device)
-        z = torch.randn(xa.shape, generator=gen, dtype=dtype).to(device)
-        t_main = sample_times(batch_size, t_range, generator=gen, dtype=dtype).to(device)
-        t_score = sample_times(batch_size, score_t_range, generator=gen, dtype=dtype).to(device)
-        total = 0.0
-        for f in fields:
-            t = t_score if f == "s" else t_main
-            anti = antithetic and f in ("b", "s")
-            loss = _LOSSES[f](models[f], interp, xa, xb, t=t, z=z, antithetic=anti, t_range=(0.0, 1.0)).mean()
-            total = total + loss
-            running[f] += float(loss.detach())
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        if averaged is not None:
-            for f, m in models.items():
-                ema_update(averaged[f], m, ema, step)
-        n_run += 1
-        if log_every and (step % log_every == 0 or step == 1):
-            rec = {"step": step, "wall_s": round(time.perf_counter() - start, 3), "lr": cur_lr}
-            rec.update({f"loss_{f}": running[f] / n_run for f in fields})
-            history.append(rec)
-            say(
-                f"[train] step {step:>6d}/{steps}  "
-                + "  ".join(f"L_{f}={running[f] / n_run:+.4f}" for f in fields)
-                + f"  lr={cur_lr:.2e}  {rec['wall_s']:.1f}s"
-            )
-            running = {f: 0.0 for f in fields}
-            n_run = 0
-    wall = time.perf_counter() - start
-    final = averaged if averaged is not None else models
+def _new_models(
+    fields: tuple, dim: int, *, hidden, depth, activation, dtype, device, generator
+) -> dict[str, nn.Module]:
+    """One freshly initialised :class:`~bridge.models.MLP` per field, in the order of ``fields``."""
+    return {
+        f: MLP(dim, hidden=hidden, depth=depth, activation=activation, generator=generator).to(
+            dtype=dtype, device=device
+        )
+        for f in fields
+    }
+
+
+def _descend(opt, losses: dict, models: dict, averaged: dict | None, *, ema: float | None, step: int) -> None:
+    """One optimiser step on the sum of the fields' losses, then the moving average of the weights."""
+    opt.zero_grad(set_to_none=True)
+    sum(losses.values()).backward()
+    opt.step()
+    if averaged is not None:
+        for f, m in models.items():
+            ema_update(averaged[f], m, ema, step)
+
+
+def _cosine_lr(lr: float, step: int, steps: int, elapsed: float, time_budget: float | None) -> float:
+    """Learning rate at ``step``: cosine decay from ``lr`` to ``0.05 lr`` over the step budget, or
+    over the time budget when that is further along."""
+    frac = step / steps if time_budget is None else max(step / steps, elapsed / time_budget)
+    return lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+
+
+@dataclass
+class _Batch:
+    """One Monte-Carlo batch: endpoints, latent noise, times for b / v / eta and times for s."""
+
+    x0: Tensor
+    x1: Tensor
+    z: Tensor
+    t: Tensor
+    t_score: Tensor
+
+
+@dataclass
+class _Batches:
+    """Draws the Monte-Carlo batches of :func:`train_fields`, all from one CPU generator."""
+
+    draw0: Callable
+    draw1: Callable
+    size: int
+    t_range: tuple
+    score_t_range: tuple
+    dtype: torch.dtype
+    device: torch.device
+    generator: torch.Generator
+
+    def draw(self) -> _Batch:
+        n, g, dtype, device = self.size, self.generator, self.dtype, self.device
+        xa = self.draw0(n, g).to(device)
+        xb = self.draw1(n, g).to(device)
+        z = torch.randn(xa.shape, generator=g, dtype=dtype).to(device)
+        t = sample_times(n, self.t_range, generator=g, dtype=dtype).to(device)
+        t_score = sample_times(n, self.score_t_range, generator=g, dtype=dtype).to(device)
+        return _Batch(xa, xb, z, t, t_score)
+
+
+def _field_losses(models: dict[str, nn.Module], fields: tuple, interp: Interpolant, batch: _Batch, *, antithetic: bool):
+    """The batch-mean loss of each field's network, in the order of ``fields`` (antithetic pairs
+    for b and s if asked); a dict of scalar tensors."""
+    losses = {}
+    for f in fields:
+        t = batch.t_score if f == "s" else batch.t
+        anti = antithetic and f in ("b", "s")
+        loss = _LOSSES[f](models[f], interp, batch.x0, batch.x1, t=t, z=batch.z, antithetic=anti, t_range=(0.0, 1.0))
+        losses[f] = loss.mean()
+    return losses
+
+
+@dataclass
+class _LossLog:
+    """Each field's loss averaged over the steps since the last logged one, and the logged records."""
+
+    fields: tuple
+    steps: int
+    running: dict = field(default_factory=dict)
+    n: int = 0
+    history: list = field(default_factory=list)
+
+    def add(self, losses: dict) -> None:
+        for f in self.fields:
+            self.running[f] = self.running.get(f, 0.0) + float(losses[f].detach())
+        self.n += 1
+
+    def record(self, step: int, wall_s: float, lr: float) -> str:
+        """Append the averages to ``history``, start new ones, and return the progress line."""
+        means = {f: self.running[f] / self.n for f in self.fields}
+        rec = {"step": step, "wall_s": round(wall_s, 3), "lr": lr}
+        rec.update({f"loss_{f}": v for f, v in means.items()})
+        self.history.append(rec)
+        self.running, self.n = {}, 0
+        return (
+            f"[train] step {step:>6d}/{self.steps}  "
+            + "  ".join(f"L_{f}={v:+.4f}" for f, v in means.items())
+            + f"  lr={lr:.2e}  {rec['wall_s']:.1f}s"
+        )
+
+
+def _trained_fields(interp: Interpolant, final: dict[str, nn.Module], batches: _Batches) -> Fields:
+    """The trained networks, in eval mode, as :class:`~bridge.fields.Fields`; a one-sided
+    interpolant also gets the target mean ``x1_mean`` (from a fresh draw of the target)."""
     for m in final.values():
         m.eval()
     fl = Fields(interp, **final)
     if getattr(interp, "one_sided", False):
         with torch.no_grad():
-            fl.x1_mean = draw1(min(10_000, 4 * batch_size), gen).to(device).mean(0)
-    return TrainResult(models=final, fields=fl, history=history, steps=step, wall_s=wall, stopped_by=stopped_by)
+            n = min(10_000, 4 * batches.size)
+            fl.x1_mean = batches.draw1(n, batches.generator).to(batches.device).mean(0)
+    return fl
