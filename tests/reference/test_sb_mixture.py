@@ -163,7 +163,9 @@ def z_max(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, referenc
     return float(torch.cat([zm.abs(), zc.abs().flatten()]).max())
 
 
-@pytest.mark.parametrize("d,r", [(2, 0.1), (2, 1.0), (2, 10.0), (16, 1.0)])
+@pytest.mark.parametrize(
+    "d,r", [(2, 0.1), (2, 1.0), (2, 10.0), pytest.param(16, 1.0, marks=pytest.mark.slow)]
+)  # d = 16: ~1.5 s
 def test_sde_with_the_drift_reproduces_the_plan(d, r):
     # dX = u dt + sqrt(r) dW from fixed x0: X_1 must have the exact conditional moments of
     # y | x0, and X_0.5 the Brownian-bridge moments (1-t) x0 + t m(x0), t^2 Cov(y|x0) + r t(1-t) I.

@@ -59,9 +59,19 @@ def _assert_moments(x, mix, what):
     assert z_m < 4 and z_c < 4, f"{what}: mean off by {z_m:.2f} SE, covariance by {z_c:.2f} SE"
 
 
+SLOW = pytest.mark.slow  # the quick run keeps one ODE and one SDE case; each other case adds ~1 s
+
+
 @pytest.mark.parametrize(
     "interp, eps",
-    [(Linear(), 0.0), (Linear(), 0.5), (Linear(), 1.0), (Linear(), 2.0), (Trig(), 0.0), (Trig(), 1.0)],
+    [
+        (Linear(), 0.0),
+        pytest.param(Linear(), 0.5, marks=SLOW),
+        pytest.param(Linear(), 1.0, marks=SLOW),
+        pytest.param(Linear(), 2.0, marks=SLOW),
+        pytest.param(Trig(), 0.0, marks=SLOW),
+        (Trig(), 1.0),
+    ],
     ids=lambda v: repr(v),
 )
 def test_exact_fields_push_rho0_to_rho1(interp, eps):
@@ -145,7 +155,7 @@ def _affine_law(drift, eps, steps, solver):
 
 
 @pytest.mark.parametrize("solver", [EulerMaruyama(), StochasticHeun()], ids=repr)
-@pytest.mark.parametrize("eps", [0.5, 2.0])
+@pytest.mark.parametrize("eps", [0.5, pytest.param(2.0, marks=SLOW)])
 def test_sde_weak_order_with_exact_fields(solver, eps):
     fields = _gauss_oracle().fields()
     steps = [16, 32, 64, 128]
