@@ -1,4 +1,4 @@
-r"""Benchmark: the SB solver against peers on problems with a known plan (SPEC §5-§7, issue 3).
+r"""Benchmark: the SB solver against peers on problems with a known plan (docs/math.md §5-§7).
 
 All methods see the same training samples ``x0_train ~ rho0``, ``x1_train ~ rho1`` (independent,
 unpaired) and are scored on the same test inputs ``x ~ rho0``:
@@ -33,7 +33,7 @@ unpaired) and are scored on the same test inputs ``x ~ rho0``:
   time). Its networks are the bridge's drift MLP (same width/depth), trained with Adam for the
   same wall-clock budget; its SDE uses the same integrator and step count.
 * **floor**: exact conditional samples (``ref.sample_conditional``) at the same test inputs and
-  ``K``: cBW2-UVP with ``K`` samples per input is biased upwards by sampling noise (SPEC §6), so
+  ``K``: cBW2-UVP with ``K`` samples per input is biased upwards by sampling noise (docs/math.md §6), so
   a method's number is only meaningful against this floor.
 
 Problems (``--problems``, comma-separated):
@@ -243,7 +243,7 @@ def run_bridge(prob: Problem, args) -> dict:
     train_s = time.perf_counter() - t0
     g = torch.Generator().manual_seed(args.seed + 11)
     out = {
-        "implementation": "bridge.sb.solve_bridge (max-min over interpolants, SPEC §5)",
+        "implementation": "bridge.sb.solve_bridge (max-min over interpolants, docs/math.md §5)",
         "train_s": train_s,
         "sde_steps": args.sde_steps,
         "sde_grid": BRIDGE_GRID,
@@ -661,7 +661,7 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "what": "SB solver vs discrete Sinkhorn and SF2M on problems with a known plan (issue 3)",
+        "what": "SB solver vs discrete Sinkhorn and SF2M on problems with a known plan",
         "config": vars(args),
         "seed": args.seed,
         "versions": versions(),

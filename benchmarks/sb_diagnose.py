@@ -1,11 +1,10 @@
 r"""Why does the SB solver land where it does? Splits its cBW2-UVP on one benchmark problem into parts
-(issue 3: "the interpolant family, the optimisation, the estimator variance, or the SDE
-discretisation").
+(the interpolant family, the optimisation, the estimator variance, or the SDE discretisation).
 
 On a problem of ``benchmarks/sb.py`` (same data, test inputs and floor), it measures:
 
 * ``exact``: the **exact** SB drift (:meth:`SBMixtureBenchmark.drift` /
-  :meth:`GaussianSB.drift`, SPEC §7) through the same stochastic Heun SDE at each of ``--steps``:
+  :meth:`GaussianSB.drift`, docs/math.md §7) through the same stochastic Heun SDE at each of ``--steps``:
   what the discretisation alone costs, with no learning at all.
 * ``learned``: :func:`bridge.sb.solve_bridge` with the default settings and ``--budget``, its
   SDE at each of ``--steps``: the discretisation of the learned drift.
