@@ -1,21 +1,27 @@
-"""The Schrödinger-bridge max–min solver (docs/math.md §5)."""
+"""The Schrödinger-bridge max–min solver (docs/math.md §5), as small parts:
 
-from .result import BridgeResult, end_grid_sde, sde_times
-from .solver import (
-    COUPLINGS,
-    DRIFT_FORMS,
-    INTERPOLANTS,
-    CheckpointMismatchError,
-    EndpointDrift,
-    SBConfig,
-    TwoNetDrift,
-    build_drift,
-    build_interpolant,
-    sb_objective,
-    solve_bridge,
-)
+* :mod:`~bridge.sb.config`: :class:`SBConfig`, checked when built, and the name registries;
+* :mod:`~bridge.sb.auto`: every ``"auto"`` setting resolved in one place, with its reason;
+* :mod:`~bridge.sb.couplings`: how training pairs are drawn;
+* :mod:`~bridge.sb.drifts`, :mod:`~bridge.sb.interpolant`: the inner and outer variables;
+* :mod:`~bridge.sb.objective`: the max–min objective and the inner losses;
+* :mod:`~bridge.sb.state`, :mod:`~bridge.sb.validation`, :mod:`~bridge.sb.refine`: the training
+  state and its checkpoint, early stopping, coupling refinement;
+* :mod:`~bridge.sb.solver`: :func:`solve_bridge`, the loop;
+* :mod:`~bridge.sb.result`, :mod:`~bridge.sb.sde`: the learned bridge and its SDE.
+"""
+
+from .auto import AutoChoices, resolve_auto
+from .config import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
+from .drifts import EndpointDrift, TwoNetDrift, build_drift
+from .interpolant import build_interpolant
+from .objective import sb_objective
+from .result import BridgeResult
+from .sde import end_grid_sde, forward_sde, sde_times
+from .solver import CheckpointMismatchError, solve_bridge
 
 __all__ = [
+    "AutoChoices",
     "BridgeResult",
     "COUPLINGS",
     "CheckpointMismatchError",
@@ -27,6 +33,8 @@ __all__ = [
     "build_drift",
     "build_interpolant",
     "end_grid_sde",
+    "forward_sde",
+    "resolve_auto",
     "sb_objective",
     "sde_times",
     "solve_bridge",

@@ -1,96 +1,36 @@
-"""The result of :func:`~bridge.sb.solver.solve_bridge`: the learned coupling, drift and interpolant.
+"""The result of :func:`~bridge.sb.solve_bridge`: the learned coupling, drift and interpolant.
 
 :meth:`BridgeResult.save` / :meth:`BridgeResult.load` store it as tensors plus JSON
 (:mod:`bridge.checkpoint`): the networks are rebuilt from the saved configuration with
-:func:`~bridge.sb.solver.build_drift` and :func:`~bridge.sb.solver.build_interpolant`, and
+:func:`~bridge.sb.build_drift` and :func:`~bridge.sb.build_interpolant`, and
 loading never unpickles objects.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..interpolants.base import Interpolant
+from ..models import MLP
+from .config import SBConfig
+from .drifts import TwoNetDrift, build_drift
+from .interpolant import build_interpolant
+from .sde import check_grid, end_grid_sde, forward_sde, sde_times
 
-__all__ = ["BridgeResult", "RESULT_KIND", "end_grid_sde", "sde_times"]
+__all__ = ["BridgeResult", "RESULT_KIND", "end_grid_sde", "forward_sde", "sde_times"]
 
 #: ``meta["kind"]`` of a saved :class:`BridgeResult`.
 RESULT_KIND = "bridge-result"
 
 
-SDE_GRIDS = ("end", "uniform")
-
-
-def _check_grid(grid: str) -> None:
-    if grid not in SDE_GRIDS:
-        raise ValueError(f"grid: expected 'end' or 'uniform', got {grid!r}")
-
-
-def _end_time(s):
-    """The end-refined grid's time ``t = 1 - (1 - s)^2`` at the uniform ``s``."""
-    return 1.0 - (1.0 - s) ** 2
-
-
-def sde_times(steps: int, grid: str = "end") -> Tensor:
-    """The ``steps + 1`` times (float64) at which :meth:`BridgeResult.sample` visits the SDE, i.e.
-    the times of its ``trajectory``.
-
-    Example:
-        >>> sde_times(4).tolist()
-        [0.0, 0.4375, 0.75, 0.9375, 1.0]
-    """
-    _check_grid(grid)
-    s = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    return _end_time(s) if grid == "end" else s
-
-
-def end_grid_sde(drift, eps: float):
-    """The SDE ``dX = drift(t, X) dt + sqrt(2 eps) dW`` in the end-refined time ``s`` of
-    :func:`sde_times` (``t = 1 - (1 - s)^2``): ``(drift_s, eps_s)`` for
-    :func:`bridge.samplers.sample_sde` from ``s = 0`` to 1, i.e. ``drift_s(s, x) = t'(s) drift(t(s), x)``
-    and ``eps_s(s) = eps t'(s)`` with ``t'(s) = 2 (1 - s)``. An exact change of time: the law at
-    ``s`` is the law of the original SDE at ``t(s)``; only the discretisation changes (uniform
-    steps in ``s`` shrink towards ``t = 1``).
-
-    Example:
-        >>> d, e = end_grid_sde(lambda t, x: t[:, None] * x, 0.5)
-        >>> d(torch.tensor([0.5]), torch.ones(1, 1)).item(), e(torch.tensor(0.5)).item()
-        (0.75, 0.5)
-    """
-    eps0 = float(eps)
-
-    def drift_s(s, x):
-        return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * drift(_end_time(s), x)
-
-    def eps_s(s):
-        return eps0 * 2.0 * (1.0 - s)
-
-    return drift_s, eps_s
-
-
-def forward_sde(drift, eps: float, x: Tensor, *, steps: int, generator=None, grid: str = "end", trajectory=False):
-    """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = 1`` with the stochastic
-    Heun method on ``grid`` (:func:`sde_times`), without autograd: the
-    :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde`."""
-    from ..samplers import StochasticHeun, sample_sde
-
-    _check_grid(grid)
-    if grid == "end":
-        drift, eps = end_grid_sde(drift, eps)
-    with torch.no_grad():
-        return sample_sde(
-            drift, x, eps=eps, steps=steps, solver=StochasticHeun(), generator=generator, trajectory=trajectory
-        )
-
-
 @dataclass
 class BridgeResult:
-    """A solved Schrödinger bridge (SPEC §5).
+    """A solved Schrödinger bridge (docs/math.md §5).
 
     Attributes:
         drift_net: the learned SB drift ``u(t, x)`` (``dX = u dt + sqrt(2 eps) dW``).
@@ -99,7 +39,7 @@ class BridgeResult:
         history: per logged outer step: objective, kinetic-energy estimate, inner gap, wall time.
         steps, wall_s, stopped_by: outer steps taken, training wall time, "steps",
             "time_budget" or "early_stop".
-        config: the :class:`~bridge.sb.solver.SBConfig` used.
+        config: the :class:`~bridge.sb.SBConfig` used, with its ``"auto"`` settings resolved.
         coupling: how the training pairs ``(x0, x1)`` were drawn (``solve_bridge``'s record).
         validation: with ``SBConfig.holdout > 0``: the held-out sizes, the validation curve
             (records of ``step``, ``val_loss``, ``best_val_loss``: the best state so far under
@@ -108,6 +48,7 @@ class BridgeResult:
             ``returned_step``, the outer step whose drift and interpolant these are (the last
             one unless ``best_step``'s is better by more than ``noise_z`` standard errors);
             empty otherwise.
+        choices: why each ``"auto"`` setting was resolved as it was (``{setting: reason}``).
     """
 
     drift_net: nn.Module
@@ -117,9 +58,10 @@ class BridgeResult:
     steps: int = 0
     wall_s: float = 0.0
     stopped_by: str = "steps"
-    config: object = None
+    config: SBConfig | None = None
     coupling: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
+    choices: dict = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -142,15 +84,14 @@ class BridgeResult:
     ):
         """The learned coupling: ``per_point`` forward-SDE samples of ``x1`` for each row of ``x0``.
 
-        Integrates ``dX = u dt + sqrt(2 eps) dW`` from ``t = 0`` to 1 with Heun's method (SPEC §3).
+        Integrates ``dX = u dt + sqrt(2 eps) dW`` from ``t = 0`` to 1 with Heun's method (docs/math.md §3).
 
         The SB drift is stiff near ``t = 1`` (it pulls ``x`` onto ``x1`` like ``(x1 - x)/(1 - t)``;
         in the learned drift ``c = gamma_dot - eps/gamma`` grows like ``(1 - t)^{-1/2}``), so by
         default (``grid="end"``) the steps are uniform in ``s`` with ``t = 1 - (1 - s)^2``: the
         SDE is integrated as ``dX = u(t(s), X) t'(s) ds + sqrt(2 eps t'(s)) dW_s``, an exact change
         of time, with steps of ``dt = 2(1 - s) ds`` that shrink towards ``t = 1``. ``grid="uniform"``
-        takes uniform steps in ``t``. Measured on the mixture benchmark at d = 2, r = 10
-        (``benchmarks/sb_diagnose.py``, README section Status).
+        takes uniform steps in ``t``; benchmarks/README.md compares the two.
 
         Args:
             grid: ``"end"`` or ``"uniform"``.
@@ -161,7 +102,7 @@ class BridgeResult:
         """
         if not isinstance(per_point, int) or per_point < 1:
             raise ValueError(f"per_point: expected a positive int, got {per_point!r}")
-        _check_grid(grid)
+        check_grid(grid)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
         res = forward_sde(self.drift, self.eps, x, steps=steps, generator=generator, grid=grid, trajectory=trajectory)
@@ -188,7 +129,7 @@ class BridgeResult:
         Stored: the state dicts of ``drift_net`` and ``interpolant``, ``eps``, the dimension,
         ``config`` (as a dict), ``history``, ``steps``, ``wall_s``, ``stopped_by``,
         ``coupling`` and ``validation``. Only results whose networks :meth:`load` can rebuild from the config
-        (the default ones of :func:`~bridge.sb.solver.solve_bridge`) are accepted.
+        (the default ones of :func:`~bridge.sb.solve_bridge`) are accepted.
 
         Raises:
             ValueError: no config, or a drift / interpolant that the config does not describe
@@ -197,9 +138,6 @@ class BridgeResult:
         Example:
             >>> # result.save("runs/sb/bridge.pt"); BridgeResult.load("runs/sb/bridge.pt")
         """
-        from ..checkpoint import save_checkpoint
-        from .solver import SBConfig
-
         if not isinstance(self.config, SBConfig):
             raise ValueError(f"config: expected an SBConfig to save with, got {type(self.config).__name__}")
         d = self.dim
@@ -225,6 +163,7 @@ class BridgeResult:
             "stopped_by": self.stopped_by,
             "coupling": self.coupling,
             "validation": self.validation,
+            "choices": self.choices,
         }
         save_checkpoint(path, state, meta)
 
@@ -232,9 +171,9 @@ class BridgeResult:
     def load(cls, path, *, map_location="cpu") -> BridgeResult:
         """Read a result written by :meth:`save` (tensors and JSON only; nothing is unpickled).
 
-        The config is rebuilt as an :class:`~bridge.sb.solver.SBConfig` (keys it does not know
-        are ignored) and the networks with :func:`~bridge.sb.solver.build_drift` and
-        :func:`~bridge.sb.solver.build_interpolant`; the drift is returned in eval mode.
+        The config is rebuilt as an :class:`~bridge.sb.SBConfig` (keys it does not know
+        are ignored) and the networks with :func:`~bridge.sb.build_drift` and
+        :func:`~bridge.sb.build_interpolant`; the drift is returned in eval mode.
 
         Raises:
             bridge.checkpoint.CheckpointError: missing, unsafe or corrupt file, not a saved
@@ -243,16 +182,12 @@ class BridgeResult:
         Example:
             >>> # res = BridgeResult.load("runs/sb/bridge.pt"); res.sample(x0, per_point=10)
         """
-        from ..checkpoint import CheckpointError, load_checkpoint
-        from .solver import SBConfig
-
         state, meta = load_checkpoint(path, map_location=map_location)
         if meta.get("kind") != RESULT_KIND:
             raise CheckpointError(f"{path}: not a saved bridge result (kind={meta.get('kind')!r})")
         try:
             eps, d = float(meta["eps"]), int(meta["dim"])
-            known = {f.name for f in dataclasses.fields(SBConfig)}
-            cfg = SBConfig(**{k: v for k, v in dict(meta["config"]).items() if k in known})
+            cfg = SBConfig.from_dict(meta["config"])
             dtype = getattr(torch, str(meta.get("dtype", "float32")))
             if not (math.isfinite(eps) and eps > 0 and d >= 1 and isinstance(dtype, torch.dtype)):
                 raise ValueError
@@ -275,14 +210,13 @@ class BridgeResult:
             config=cfg,
             coupling=dict(meta.get("coupling") or {}),
             validation=dict(meta.get("validation") or {}),
+            choices=dict(meta.get("choices") or {}),
         )
 
 
 def _dimension(net: nn.Module) -> int:
     """Data dimension of a drift built by ``build_drift``: the MLP inside it (possibly wrapped,
     e.g. the endpoint form) records it in its ``config``."""
-    from ..models import MLP
-
     for m in net.modules():
         if isinstance(m, MLP):
             return int(m.config["dim"])
@@ -290,10 +224,8 @@ def _dimension(net: nn.Module) -> int:
 
 
 def _rebuild(cfg, d: int, eps: float):
-    from .solver import build_drift, build_interpolant
-
     drift, interp = build_drift(cfg, d), build_interpolant(cfg, d, eps)
-    if hasattr(drift, "bind"):  # the two-network form reads gamma from the interpolant
+    if isinstance(drift, TwoNetDrift):  # the two-network form reads gamma from the interpolant
         drift.bind(interp, eps)
     return drift, interp
 

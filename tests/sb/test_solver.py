@@ -1,4 +1,4 @@
-"""The SB max–min objective (SPEC §5, SI 3.39) and a short solve on a 1-D Gaussian problem."""
+"""The SB max–min objective (docs/math.md §5, SI 3.39) and a short solve on a 1-D Gaussian problem."""
 
 import dataclasses
 import math
@@ -8,9 +8,8 @@ import torch
 
 from bridge.interpolants import BrownianGamma, Linear
 from bridge.reference import InterpolantOracle, gaussian
-from bridge.sb import SBConfig, sb_objective, solve_bridge
-from bridge.sb.solver import CheckpointMismatchError, TwoNetDrift, build_interpolant
-from bridge.sb.solver import build_drift as solver_build_drift
+from bridge.sb import CheckpointMismatchError, SBConfig, TwoNetDrift, build_interpolant, sb_objective, solve_bridge
+from bridge.sb import build_drift as solver_build_drift
 
 DT = torch.float64
 
@@ -230,11 +229,17 @@ def test_velocity_splits_give_the_forward_drift(split, learned_gamma):
         TwoNetDrift(oracle.v, oracle.eta, t_min=1e-3, split="u")
 
 
+def _pair_sampler(x0, x1, eps, cfg, gen, say):
+    """The coupling that solve_bridge builds for ``cfg`` (its ``"auto"`` choice included) and its record."""
+    from bridge.sb.solver import _couple
+
+    _, draw, info = _couple(cfg, x0, x1, eps, gen, say, None)
+    return draw, info
+
+
 def test_several_plans_use_disjoint_subsets():
     """plan_count plans on disjoint subsets: pairs come from one plan each, and together they use
     plan_count * plan_size points per side."""
-    from bridge.sb.solver import _pair_sampler
-
     g = torch.Generator().manual_seed(5)
     x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
     cfg = SBConfig(plan_size=50, plan_count=3, coupling="sinkhorn")
@@ -263,10 +268,11 @@ def _gaussian_problem(d):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d, gradient_drift", [(1, False), (2, False), (2, True)])
 def test_solve_bridge_recovers_the_gaussian_sb(d, gradient_drift):
     """Default solver (short run) on N(m0, A) -> N(m1, B) at eps = 0.5: the learned coupling's
-    cross-covariance, mean and covariance of X_1 match the closed form (SPEC §7) within four
+    cross-covariance, mean and covariance of X_1 match the closed form (docs/math.md §7) within four
     standard errors of the sample sizes involved: the n training points per side fix the plan the
     solver learns up to the sampling error of an n-point covariance, and the N evaluation
     samples add their own. Independence (C = 0) or another eps (C = 0.83 / 1.95 at eps = 2 / 0.05
@@ -316,8 +322,6 @@ def test_a_budget_eaten_by_the_coupling_is_reported_not_silent():
 
 
 def test_paired_coupling_keeps_the_rows_together():
-    from bridge.sb.solver import _pair_sampler
-
     g = torch.Generator().manual_seed(6)
     x0 = torch.randn(400, 3, generator=g)
     x1 = -2.0 * x0.flip(1) + 1.0  # a pairing no plan between the two clouds would produce
@@ -330,8 +334,6 @@ def test_paired_coupling_keeps_the_rows_together():
 
 
 def test_auto_coupling_uses_minibatch_plans_for_a_resolved_plan():
-    from bridge.sb.solver import _pair_sampler
-
     g = torch.Generator().manual_seed(7)
     x0, x1 = torch.randn(400, 2, generator=g), torch.randn(400, 2, generator=g) + 1
     lines = []
@@ -347,7 +349,6 @@ def test_minibatch_pairs_follow_the_minibatch_plan():
     points: the partners' mean log P(j | i) matches the rows' mean negative entropy (its expectation
     under the plan) within 4 standard errors, which a random partner (about 2 nats lower here) fails."""
     from bridge.ot import entropic_plan
-    from bridge.sb.solver import _pair_sampler
 
     g = torch.Generator().manual_seed(11)
     x0, x1 = torch.randn(300, 2, generator=g, dtype=DT), torch.randn(300, 2, generator=g, dtype=DT) + 1
@@ -381,7 +382,7 @@ def _unresolved(seed=8, n=600):
 
 
 def test_auto_coupling_switches_to_independent_for_an_unresolved_plan():
-    from bridge.sb.solver import AUTO_MIN_ROW_ESS, _pair_sampler
+    from bridge.sb.auto import AUTO_MIN_ROW_ESS
 
     x0, x1 = _unresolved()
     g = torch.Generator().manual_seed(9)
@@ -397,6 +398,7 @@ def test_auto_coupling_switches_to_independent_for_an_unresolved_plan():
     assert info["coupling"] == "sinkhorn" and info["plan_row_ess_median"] < AUTO_MIN_ROW_ESS
 
 
+@pytest.mark.slow
 def test_resume_of_an_auto_run_that_chose_independent(tmp_path):
     x0, x1 = _unresolved(10, 400)
     cfg = SBConfig(outer_steps=8, warmup_steps=2, batch_size=16, hidden=8, log_every=1, plan_size=200)
@@ -475,7 +477,7 @@ def test_sample_grids_reproduce_the_exact_gaussian_bridge(grid):
 
 
 def test_holdout_split_is_disjoint_and_keeps_pairs_together():
-    from bridge.sb.solver import _split_holdout
+    from bridge.sb.validation import split_holdout as _split_holdout
 
     x0 = torch.arange(40.0).reshape(20, 2)
     x1 = -torch.arange(60.0).reshape(30, 2)
@@ -503,7 +505,9 @@ def test_holdout_returns_the_best_state_unless_the_last_is_as_good(n, over, kept
     comparison under the then current interpolant; the result is the last state unless the best
     one is better by more than 2 standard errors, and the returned drift and interpolant have the
     recorded held-out loss (recomputed with the public objective on the same pairs)."""
-    from bridge.sb.solver import VAL_SEED_OFFSET, _split_holdout, _validation_set
+    from bridge.sb.validation import VAL_SEED_OFFSET
+    from bridge.sb.validation import split_holdout as _split_holdout
+    from bridge.sb.validation import validation_pairs as _validation_set
 
     g = torch.Generator().manual_seed(5)
     x0, x1 = torch.randn(n, 1, generator=g), 0.5 * torch.randn(n, 1, generator=g) + 2
@@ -563,9 +567,10 @@ def test_patience_stops_early_and_save_load_keeps_the_validation(tmp_path):
     ],
 )
 def test_validation_settings_are_checked(field, value, match):
+    """Bad values are refused when the config is built, or (too few points) when the solve starts."""
     x = torch.randn(50, 1)
-    cfg = dataclasses.replace(SBConfig(outer_steps=1, warmup_steps=0, log_every=0), **{field: value})
     with pytest.raises(ValueError, match=match):
+        cfg = dataclasses.replace(SBConfig(outer_steps=1, warmup_steps=0, log_every=0), **{field: value})
         solve_bridge(x, x + 1, 0.5, config=cfg, progress=lambda m: None)
 
 
@@ -641,11 +646,11 @@ def test_auto_gradient_drift_leaves_plan_couplings_as_they_were():
 
 # -- coupling refinement (SBConfig.refine_rounds) ---------------------------------------------------
 def test_refinement_pairs_of_the_exact_drift_follow_the_gaussian_plan():
-    """``_sde_pairs`` with the closed-form SB drift (SPEC §7) draws pairs of the SB plan: their
+    """``_sde_pairs`` with the closed-form SB drift (docs/math.md §7) draws pairs of the SB plan: their
     cross-covariance and the law of ``x1`` match the closed form within four standard errors. A
     wrong diffusion (eps off by 2x), or the uniform grid's error, would show."""
     from bridge.reference import gaussian_sb
-    from bridge.sb.solver import _sde_pairs
+    from bridge.sb.refine import sde_pairs as _sde_pairs
 
     m0, A, m1, B = (t.double() for t in _gaussian_problem(1))
     eps, n = 0.5, 20000
@@ -673,13 +678,14 @@ def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeyp
     interpolant trained so far, then trains on exactly those pairs under the starting interpolant."""
     import bridge.sb.solver as solver
     from bridge.interpolants import FourierInterpolant
+    from bridge.sb.couplings import PairedRows
 
     g = torch.Generator().manual_seed(4)
     x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1
     interp = FourierInterpolant(3, dim=2, gamma=BrownianGamma(a=1.0))
     start = [p.detach().clone() for p in interp.parameters()]
     seen = {"pools": [], "interp_at_draw": [], "interp_at_train": []}
-    real_pairs, real_pool = solver._sde_pairs, solver._PairedRows.__call__
+    real_pairs, real_pool = solver.sde_pairs, PairedRows.__call__
 
     def pairs(drift, x, n, eps, steps, gen):
         seen["interp_at_draw"].append([p.detach().clone() for p in interp.parameters()])
@@ -695,8 +701,8 @@ def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeyp
         assert all(bool(((xa == r).all(1) & (xb == s).all(1)).any()) for r, s in zip(a, b, strict=True))
         return a, b
 
-    monkeypatch.setattr(solver, "_sde_pairs", pairs)
-    monkeypatch.setattr(solver._PairedRows, "__call__", pool_call)
+    monkeypatch.setattr(solver, "sde_pairs", pairs)
+    monkeypatch.setattr(PairedRows, "__call__", pool_call)
     cfg = SBConfig(
         outer_steps=12, warmup_steps=2, batch_size=16, hidden=8, log_every=1, coupling="independent",
         refine_rounds=2, refine_pairs=500, refine_sde_steps=5, lr_outer=0.05,
@@ -744,7 +750,5 @@ def test_auto_refinement_is_off_with_plans_and_on_with_the_independent_coupling(
     ],
 )
 def test_refinement_settings_are_checked(field, value):
-    x = torch.randn(50, 1)
-    cfg = dataclasses.replace(SBConfig(outer_steps=1, warmup_steps=0, log_every=0), **{field: value})
     with pytest.raises(ValueError, match=field):
-        solve_bridge(x, x + 1, 0.5, config=cfg, progress=lambda m: None)
+        SBConfig(outer_steps=1, warmup_steps=0, log_every=0, **{field: value})
