@@ -1,0 +1,116 @@
+"""SBConfig is checked when built; every "auto" setting is resolved in one place; results record
+what was chosen; result files written before the solver was split into parts still load."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from bridge.sb import AutoChoices, BridgeResult, SBConfig, resolve_auto, solve_bridge
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("outer_steps", -1, ValueError),
+        ("inner_steps", 0, ValueError),
+        ("batch_size", 2.5, ValueError),
+        ("hidden", True, ValueError),
+        ("lr_inner", -1e-3, ValueError),
+        ("lr_outer", float("nan"), ValueError),
+        ("t_min", 0.5, ValueError),
+        ("time_budget", 0, ValueError),
+        ("threads", 0, ValueError),
+        ("plan_count", 0, ValueError),
+        ("plan_tol", 1.0, ValueError),
+        ("minibatch_tol", 0, ValueError),
+        ("ema", 1.0, ValueError),
+        ("coupling", "sometimes", ValueError),
+        ("interpolant", "spline", ValueError),
+        ("drift_form", "x", ValueError),
+        ("gradient_drift", "yes", ValueError),
+        ("gradient_drift", 1, ValueError),
+        ("refine_rounds", "two", ValueError),
+        ("seed", 1.5, TypeError),
+        ("diagonal", "no", TypeError),
+    ],
+)
+def test_bad_settings_are_refused_when_the_config_is_built(field, value, error):
+    with pytest.raises(error, match=f"^{field}: expected"):
+        SBConfig(**{field: value})
+    with pytest.raises(error, match=f"^{field}: expected"):  # replace() checks again
+        dataclasses.replace(SBConfig(), **{field: value})
+
+
+def test_config_dict_round_trip_ignores_unknown_keys():
+    cfg = SBConfig(time_budget=60.0, coupling="independent", refine_rounds=2)
+    assert SBConfig.from_dict(cfg.to_dict() | {"a_setting_of_the_future": 1}) == cfg
+
+
+def _resolved(seed=0, n=300):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g), torch.randn(n, 2, generator=g) + 1
+
+
+def _unresolved(seed=8, n=600):
+    """d = 16 at eps = 0.01: between 256 points per side a Sinkhorn row sits on about one target."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 16, generator=g), torch.randn(n, 16, generator=g) + 0.5
+
+
+def test_auto_settings_follow_the_first_plan_with_reasons():
+    x0, x1 = _resolved()
+    c = resolve_auto(SBConfig(plan_size=200), x0, x1, 0.5, torch.Generator().manual_seed(1))
+    assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("minibatch", False, 0)
+    assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds"} and ">=" in c.reasons["coupling"]
+    assert c.plan["plan_size"] == [200, 200] and c.plan["plan_row_ess_median"] >= 10
+    x0, x1 = _unresolved()
+    lines = []
+    c = resolve_auto(SBConfig(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1), say=lines.append)
+    assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1)
+    assert "<" in c.reasons["coupling"] and any("independent coupling" in m for m in lines)
+
+
+def test_explicit_settings_are_kept_and_draw_nothing():
+    """Nothing is decided (no reasons, no plan) and the generator is untouched when no setting is
+    "auto", or when the coupling is known (a resumed run's)."""
+    x0, x1 = _unresolved()
+    g = torch.Generator().manual_seed(3)
+    before = g.get_state()
+    c = resolve_auto(SBConfig(coupling="sinkhorn", gradient_drift=True, refine_rounds=2), x0, x1, 0.01, g)
+    assert c == AutoChoices("sinkhorn", True, 2) and torch.equal(g.get_state(), before)
+    c = resolve_auto(SBConfig(), x0, x1, 0.01, g, coupling="independent")
+    assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1) and "coupling" not in c.reasons
+    assert torch.equal(g.get_state(), before)
+
+
+def test_results_record_the_resolved_settings(tmp_path):
+    x0, x1 = _resolved()
+    cfg = SBConfig(outer_steps=2, warmup_steps=1, batch_size=32, hidden=8, depth=1, plan_size=200, log_every=0)
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    assert "auto" not in (res.config.coupling, res.config.gradient_drift, res.config.refine_rounds)
+    assert (res.config.coupling, res.config.gradient_drift, res.config.refine_rounds) == ("minibatch", False, 0)
+    assert res.coupling["coupling"] == "minibatch" and res.coupling["reason"] == res.choices["coupling"]
+    res.save(tmp_path / "b.pt")
+    back = BridgeResult.load(tmp_path / "b.pt")
+    assert back.config == res.config and back.choices == res.choices
+
+
+@pytest.mark.parametrize(
+    "name, total",
+    [
+        # the sums of BridgeResult.sample(x0[:4], per_point=2, steps=10, generator=seed 1) on the
+        # files' creation, before the solver was split into parts (their configs still say "auto")
+        ("bridge_v0_minibatch.pt", -14.760491599402192),
+        ("bridge_v0_independent.pt", -13.693519144165231),
+    ],
+)
+def test_result_files_of_the_first_layout_still_load(name, total):
+    res = BridgeResult.load(DATA / name)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    y = res.sample(x0[:4], per_point=2, steps=10, generator=torch.Generator().manual_seed(1))
+    assert float(y.sum()) == pytest.approx(total, rel=1e-12, abs=1e-12)
