@@ -11,8 +11,6 @@ and coupling refinement (:mod:`~bridge.sb.refine`), with checkpoints to resume f
 
 from __future__ import annotations
 
-import hashlib
-import math
 import sys
 import time
 import warnings
@@ -23,19 +21,25 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..interpolants.base import Interpolant
-from ..interpolants.learnable import NeuralInterpolant
+from ..checkpoint import save_checkpoint
 from ..losses import sample_times
 from ..train import ema_update
-from .auto import AutoChoices, resolve_auto
+from .auto import AutoChoices
 from .config import SBConfig
-from .couplings import Coupling, PairedRows, check_samples, make_coupling, restore_coupling
-from .drifts import TwoNetDrift, build_drift
-from .interpolant import build_interpolant
+from .couplings import PairedRows
 from .objective import inner_loss, sb_objective
 from .refine import RefineSchedule, sde_pairs
 from .result import BridgeResult
+from .setup import (
+    CheckpointMismatchError,
+    check_problem,
+    couple,
+    drift_nets,
+    prepare_interpolant,
+    problem_record,
+    read_checkpoint,
+    spare_drift,
+)
 from .state import TrainState
 from .validation import VAL_NOISE_Z, VAL_SEED_OFFSET, Validation, split_holdout, validation_pairs
 
@@ -45,12 +49,6 @@ __all__ = ["CheckpointMismatchError", "solve_bridge"]
 #: their own generator, seeded ``seed + GRADIENT_SEED_OFFSET``: every run whose drift is not a gradient
 #: then draws exactly what it drew before gradient drifts existed.
 GRADIENT_SEED_OFFSET = 104729
-#: The settings a resumed run may change (the rest must match the checkpoint's).
-RESUMABLE_CHANGES = ("time_budget", "threads", "log_every", "outer_steps", "patience")
-
-
-class CheckpointMismatchError(ValueError):
-    """``resume=True`` found a checkpoint of another problem (data, eps or solver settings)."""
 
 
 def solve_bridge(
@@ -170,23 +168,23 @@ class _Run:
 
 
 def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool):
-    eps = _check_problem(x0, x1, eps)
+    eps = check_problem(x0, x1, eps)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
-    problem = _problem_record(x0, x1, eps, cfg)
+    problem = problem_record(x0, x1, eps, cfg)
     gen_val = torch.Generator().manual_seed(cfg.seed + VAL_SEED_OFFSET)
     x0, x1, held_out = split_holdout(x0, x1, cfg, gen_val)
     gen = torch.Generator().manual_seed(cfg.seed)
-    interpolant = _prepare_interpolant(interpolant, cfg, d, eps, gen, dtype, device)
+    interpolant = prepare_interpolant(interpolant, cfg, d, eps, gen, dtype, device)
     interp_init = {k: v.detach().clone() for k, v in interpolant.state_dict().items()}
     drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)
-    nets = _drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen)
+    nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen)
     start = time.perf_counter()  # the coupling's plans count against the time budget
-    restored = _read_checkpoint(ckpt, problem) if resume else None
-    choices, coupling, info = _couple(cfg, x0, x1, eps, gen, say, restored)
+    restored = read_checkpoint(ckpt, problem) if resume else None
+    choices, coupling, info = couple(cfg, x0, x1, eps, gen, say, restored)
     run_cfg = choices.apply(cfg)
     if cfg.gradient_drift == "auto" and choices.gradient_drift:
         g = torch.Generator().manual_seed(cfg.seed + GRADIENT_SEED_OFFSET)
-        nets = _drift_nets(run_cfg, d, interpolant, eps, dtype, device, g)
+        nets = drift_nets(run_cfg, d, interpolant, eps, dtype, device, g)
     run = _Run(
         cfg=run_cfg,
         eps=eps,
@@ -196,7 +194,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
         say=say,
         schedule=RefineSchedule(choices.refine_rounds, cfg.refine_share),
         interp_init=interp_init,
-        make_spare=lambda: _spare_drift(run_cfg, d, interpolant, eps, dtype, device),
+        make_spare=lambda: spare_drift(run_cfg, d, interpolant, eps, dtype, device),
         problem=problem,
         coupling_info=info,
         ckpt=ckpt,
@@ -366,83 +364,6 @@ def _start_round(st: TrainState, run: _Run) -> None:
     st.warm_done = 0
     for grp in st.opt_inner.param_groups:
         grp["lr"] = cfg.lr_inner
-
-
-def _check_problem(x0, x1, eps) -> float:
-    eps_f = float(eps)
-    if not (math.isfinite(eps_f) and eps_f > 0):
-        raise ValueError(f"eps: expected a finite number > 0, got {eps!r}")
-    check_samples(x0, "x0")
-    check_samples(x1, "x1")
-    if x0.shape[1] != x1.shape[1]:
-        raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
-    return eps_f
-
-
-def _problem_record(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig) -> dict:
-    """What a checkpoint must match to be resumed: sizes, eps, the settings as given, the data."""
-    config = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
-    h = hashlib.sha256()
-    for x in (x0, x1):
-        h.update(str((tuple(x.shape), str(x.dtype))).encode())
-        h.update(x.detach().cpu().contiguous().numpy().tobytes())
-    return {"d": x0.shape[1], "eps": eps, "n0": x0.shape[0], "n1": x1.shape[0], "config": config} | {
-        "data_sha256": h.hexdigest()
-    }
-
-
-def _read_checkpoint(ckpt: Path | None, problem: dict):
-    """``(tensors, meta)`` of a checkpoint of this problem, or None when there is none."""
-    if ckpt is None or not ckpt.is_file():
-        return None
-    tensors, meta = load_checkpoint(ckpt)
-    if meta.get("problem") != problem:
-        raise CheckpointMismatchError(
-            f"{ckpt}: checkpoint is from another problem (data, eps or config); remove it or set resume=False"
-        )
-    return tensors, meta
-
-
-def _prepare_interpolant(interpolant, cfg: SBConfig, d: int, eps: float, gen, dtype, device) -> nn.Module:
-    if interpolant is None:
-        interpolant = build_interpolant(cfg, d, eps, gen)
-        if isinstance(interpolant, NeuralInterpolant):
-            interpolant.net.to(dtype=dtype)  # N_phi sees the data (the Fourier weights stay float64)
-    if not (isinstance(interpolant, nn.Module) and isinstance(interpolant, Interpolant)):
-        raise TypeError(f"interpolant: expected a learnable Interpolant (nn.Module), got {type(interpolant).__name__}")
-    return interpolant.to(device)
-
-
-def _spare_drift(cfg: SBConfig, d: int, interpolant, eps: float, dtype, device) -> nn.Module:
-    """A drift of ``cfg``'s shape that only holds weights (the moving average, the best state)."""
-    net = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
-    return net.bind(interpolant, eps) if isinstance(net, TwoNetDrift) else net
-
-
-def _drift_nets(cfg: SBConfig, d: int, interpolant, eps: float, dtype, device, gen):
-    """``(drift, its moving average or None, the inner optimiser)``, the drift drawn from ``gen``."""
-    net = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
-    if isinstance(net, TwoNetDrift):
-        net.bind(interpolant, eps)
-    avg = None
-    if cfg.ema is not None:  # the returned drift: a moving average of the drift's weights
-        avg = _spare_drift(cfg, d, interpolant, eps, dtype, device)
-        avg.load_state_dict(net.state_dict())
-    return net, avg, torch.optim.Adam(net.parameters(), lr=cfg.lr_inner)
-
-
-def _couple(cfg: SBConfig, x0, x1, eps: float, gen, say, restored) -> tuple[AutoChoices, Coupling, dict]:
-    """The ``"auto"`` choices, the coupling and its record; a resumed run's from its checkpoint."""
-    if restored is not None:
-        info = restored[1]["coupling_info"]
-        choices = resolve_auto(cfg, x0, x1, eps, gen, say=say, coupling=info["coupling"])
-        tensors = restored[0].get("coupling", {})
-        return choices, restore_coupling(choices.coupling, tensors, x0, x1, eps, cfg, gen), info
-    choices = resolve_auto(cfg, x0, x1, eps, gen, say=say)
-    coupling, info = make_coupling(choices.coupling, x0, x1, eps, cfg, gen, say)
-    if cfg.coupling == "auto":
-        info = info | {"requested": "auto"} | choices.plan | {"reason": choices.reasons["coupling"]}
-    return choices, coupling, info
 
 
 def _validation(run: _Run, coupling: str, restored) -> Validation | None:

@@ -231,7 +231,7 @@ def test_velocity_splits_give_the_forward_drift(split, learned_gamma):
 
 def _pair_sampler(x0, x1, eps, cfg, gen, say):
     """The coupling that solve_bridge builds for ``cfg`` (its ``"auto"`` choice included) and its record."""
-    from bridge.sb.solver import _couple
+    from bridge.sb.setup import couple as _couple
 
     _, draw, info = _couple(cfg, x0, x1, eps, gen, say, None)
     return draw, info
