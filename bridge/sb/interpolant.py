@@ -26,8 +26,8 @@ def build_interpolant(
 
     Example:
         >>> it = build_interpolant(SBConfig(), 2, eps=0.5)
-        >>> float(it.gamma(torch.tensor([0.5], dtype=torch.float64)))  # sqrt(2 * 0.5 * 0.25)
-        0.5
+        >>> it.gamma(torch.tensor([0.5], dtype=torch.float64)).tolist()  # sqrt(2 eps t(1-t)) per dimension
+        [[0.5, 0.5]]
     """
     gamma0 = BrownianGamma(a=2.0 * eps)
     if cfg.interpolant == "fourier":
