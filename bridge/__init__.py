@@ -1,6 +1,6 @@
 """bridge: Schrödinger bridges and generative models with stochastic interpolants.
 
-The pieces compose like the paper (SPEC §1-§3):
+The pieces compose like the paper (docs/math.md §1-§3):
 
     >>> import torch
     >>> from bridge import Linear, BrownianGamma, loss_b
@@ -56,7 +56,7 @@ __all__ = [
     "feynman_kac_log_density",
     "backward_ito_log_density",
     "kl_bound_report",
-    # interpolants (SPEC §1)
+    # interpolants (docs/math.md §1)
     "Interpolant",
     "SpatiallyLinearInterpolant",
     "Linear",
@@ -73,7 +73,7 @@ __all__ = [
     "ZeroGamma",
     "FunctionGamma",
     "FunctionSchedule",
-    # losses and fields (SPEC §2)
+    # losses and fields (docs/math.md §2)
     "loss_b",
     "loss_s",
     "loss_eta",
@@ -84,7 +84,7 @@ __all__ = [
     "eta_from_s",
     "forward_drift",
     "backward_drift",
-    # samplers (SPEC §3)
+    # samplers (docs/math.md §3)
     "sample_ode",
     "sample_sde",
     "Euler",

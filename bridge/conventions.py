@@ -1,6 +1,6 @@
-r"""One place for the entropic-regularisation conventions (SPEC §3, §5).
+r"""One place for the entropic-regularisation conventions (docs/math.md §8).
 
-The Schrödinger bridge (SB) of SPEC §5 is, for the paper's ``eps > 0``,
+The Schrödinger bridge (SB) of docs/math.md §5 is, for the paper's ``eps > 0``,
 
 .. math::
     \min_u \int_0^1 \mathbb E|u(t, X_t)|^2\,dt \quad\text{s.t.}\quad
@@ -19,8 +19,8 @@ The same number appears under four names:
 =============================== =================== ====================================================
 name                            value               where it is used
 =============================== =================== ====================================================
-``eps`` (the paper's)           :math:`\epsilon`    diffusion ``sqrt(2 eps) dW`` (SPEC §3), ``--eps``
-reference variance rate ``r``   :math:`2\epsilon`   SPEC §7 closed forms; Gushchin et al.'s benchmark ε
+``eps`` (the paper's)           :math:`\epsilon`    diffusion ``sqrt(2 eps) dW`` (docs/math.md §3), ``--eps``
+reference variance rate ``r``   :math:`2\epsilon`   docs/math.md §7 closed forms; Gushchin et al.'s benchmark ε
 POT ``reg``                     :math:`4\epsilon`   ``ot.sinkhorn(a, b, ot.dist(x, y), reg)``
 geomloss ``blur``               :math:`\sqrt{2\epsilon}` ``SamplesLoss("sinkhorn", p=2, blur=...)``
 =============================== =================== ====================================================
@@ -89,7 +89,7 @@ def check_eps(eps) -> float:
 def resolve_eps(*, eps=None, r=None) -> float:
     """The paper's ``eps`` from exactly one of ``eps`` or the reference variance rate ``r = 2 eps``.
 
-    Used by constructors that accept either notation (SPEC §3 writes eps, SPEC §7 writes r).
+    Used by constructors that accept either notation (docs/math.md §3 writes eps, §7 writes r).
 
     Raises:
         ValueError: both or neither given, or the value is not finite and > 0.
@@ -125,7 +125,7 @@ def eps_from_reference_variance(r) -> float:
 
 def pot_reg(eps) -> float:
     r"""POT's ``reg`` for the SB with the paper's ``eps``, on the cost ``ot.dist`` = :math:`|x-y|^2`:
-    ``reg = 4 eps`` (SPEC §5).
+    ``reg = 4 eps`` (docs/math.md §5).
 
     Example:
         >>> pot_reg(0.5)
@@ -146,7 +146,7 @@ def eps_from_pot_reg(reg) -> float:
 
 def geomloss_blur(eps) -> float:
     r"""geomloss's ``blur`` for ``SamplesLoss("sinkhorn", p=2)``: :math:`\sqrt{2\epsilon}`, so that the
-    KL weight ``blur**2 = 2 eps`` goes with geomloss's cost :math:`|x-y|^2/2` (SPEC §5).
+    KL weight ``blur**2 = 2 eps`` goes with geomloss's cost :math:`|x-y|^2/2` (docs/math.md §5).
 
     Example:
         >>> geomloss_blur(0.5)
@@ -171,7 +171,7 @@ def sb_kl_from_kinetic_energy(kinetic_energy, eps) -> float:
     .. math:: \mathrm{KL}(P \,\|\, W^{2\epsilon}) = \frac{1}{4\epsilon}\int_0^1 \mathbb E|u(t, X_t)|^2\,dt
 
     for :math:`dX = u\,dt + \sqrt{2\epsilon}\,dW` and the reference :math:`dX = \sqrt{2\epsilon}\,dW`,
-    both started from :math:`\rho_0` (Girsanov; SPEC §5 (d)).
+    both started from :math:`\rho_0` (Girsanov; docs/math.md §5.9 (d)).
 
     Args:
         kinetic_energy: :math:`\int_0^1 \mathbb E|u|^2 dt`, a finite number ``>= 0``.
@@ -210,7 +210,7 @@ class EntropicSettings:
 
     Attributes:
         eps: the paper's eps (diffusion :math:`\sqrt{2\epsilon}\,dW`).
-        r: reference variance rate ``2 eps`` (SPEC §7).
+        r: reference variance rate ``2 eps`` (docs/math.md §7).
         pot_reg: POT ``reg = 4 eps`` on ``ot.dist`` (squared Euclidean).
         geomloss_blur: ``sqrt(2 eps)`` for ``SamplesLoss("sinkhorn", p=2, blur=...)``.
         geomloss_eps: geomloss's temperature ``blur**2 = 2 eps`` (cost :math:`|x-y|^2/2`).

@@ -1,4 +1,4 @@
-r"""Conversions between the fields of an interpolant (SPEC §2-§3).
+r"""Conversions between the fields of an interpolant (docs/math.md §2-§3).
 
 Pure functions of values:
 
@@ -122,12 +122,12 @@ def one_sided_b_from_eta(
 
 
 def mirror_b_from_eta(interp: Interpolant, t: Tensor, eta: Tensor) -> Tensor:
-    """``b = gamma_dot eta`` for the mirror interpolant (SPEC §2)."""
+    """``b = gamma_dot eta`` for the mirror interpolant (docs/math.md §2)."""
     return bcast(interp.gamma_dot(t), eta) * eta
 
 
 def denoise_one_sided(interp: SpatiallyLinearInterpolant, t: Tensor, x: Tensor, eta: Tensor) -> Tensor:
-    """``E[x1 | x_t = x] = (x - alpha eta) / beta`` (SPEC §3, final denoising step)."""
+    """``E[x1 | x_t = x] = (x - alpha eta) / beta`` (docs/math.md §3, final denoising step)."""
     return (x - bcast(interp.alpha(t), x) * eta) / bcast(interp.beta(t), x)
 
 
@@ -137,7 +137,7 @@ class Fields:
 
     Give any of ``b``, ``v``, ``s``, ``eta`` (callables ``f(t, x)``); the drift is ``b`` if
     given, else ``v - gamma gamma_dot s`` (SI 2.27), else the one-sided/mirror drift from
-    ``eta`` (SPEC §2). The score is ``s`` if given, else ``-eta / noise_scale``.
+    ``eta`` (docs/math.md §2). The score is ``s`` if given, else ``-eta / noise_scale``.
 
     Example:
         >>> import torch
@@ -214,7 +214,7 @@ class Fields:
 
     def x1_estimate(self, t: Tensor, x: Tensor) -> Tensor:
         """``E[x1 | x_t = x] = (x - alpha eta) / beta`` for a one-sided interpolant: the final
-        denoising step of SPEC §3 (pass it as ``denoise=`` to the samplers)."""
+        denoising step of docs/math.md §3 (pass it as ``denoise=`` to the samplers)."""
         if not getattr(self.interpolant, "one_sided", False):
             raise ValueError("x1_estimate: defined here for one-sided interpolants only")
         return denoise_one_sided(self.interpolant, t, x, self.denoiser(t, x))

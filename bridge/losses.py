@@ -1,4 +1,4 @@
-r"""Per-sample quadratic losses for b, s, eta and v (SPEC §2, SI 2.13, 2.16, 2.19, 2.29).
+r"""Per-sample quadratic losses for b, s, eta and v (docs/math.md §2, SI 2.13, 2.16, 2.19, 2.29).
 
 Each loss has the form
 
@@ -22,7 +22,7 @@ v          ``d/dt I``                            2.29
 and ``x- = I - gamma z`` with the odd part of the target flipped at ``x-``, and the two are
 averaged. Written as ``1/4(|f+|^2 + |f-|^2) - 1/2 even.(f+ + f-) - 1/2 odd.(f+ - f-)``, the
 ``1/gamma`` and ``gamma_dot`` terms multiply ``f+ - f- = O(gamma)`` and have bounded variance.
-It is on by default for b and s (SPEC §2 requires it) and off for eta and v, which have no
+It is on by default for b and s (docs/math.md §2 says why) and off for eta and v, which have no
 singular term.
 
 All losses return shape ``(n,)``; take ``.mean()`` for a training objective.
@@ -50,7 +50,7 @@ __all__ = ["sample_times", "quadratic_loss", "loss_b", "loss_s", "loss_eta", "lo
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
-#: Training t-range for the score: the paper's [2e-4, 1 - 2e-4] (EXPERIMENTS.md), which keeps
+#: Training t-range for the score: the paper's [2e-4, 1 - 2e-4] (SI Sec. 7.3), which keeps
 #: the ``1/gamma`` factor of L_s finite.
 SCORE_T_RANGE = (2e-4, 1.0 - 2e-4)
 #: The full interval, used for b, v and eta.
@@ -84,7 +84,7 @@ def sample_times(
 
 def quadratic_loss(f: Field, sample: InterpolantSample, even: Tensor, odd: Tensor, *, antithetic: bool) -> Tensor:
     r"""``1/2 |f|^2 - target . f`` per sample, with target ``even + odd`` at ``x+`` and
-    ``even - odd`` at ``x-`` when ``antithetic`` (SPEC §2).
+    ``even - odd`` at ``x-`` when ``antithetic`` (docs/math.md §2).
 
     Both points go through ``f`` in one batched call.
     """
@@ -135,7 +135,7 @@ def loss_b(
         x0, x1: samples ``(n, d)`` from the coupling (independent by default).
         t, z: fixed times ``(n,)`` and noise ``(n, d)``; drawn from ``generator`` when None.
         t_range: ``(t_min, t_max)`` for drawn times.
-        antithetic: average over ``+z`` and ``-z`` (SPEC §2); needed for a singular ``gamma_dot``.
+        antithetic: average over ``+z`` and ``-z`` (docs/math.md §2); needed for a singular ``gamma_dot``.
 
     Returns:
         Per-sample loss, shape ``(n,)``. Minimiser: ``b = E[d/dt I + gamma_dot z | x_t]``.

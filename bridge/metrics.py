@@ -1,5 +1,5 @@
-r"""Distances between sample sets (SPEC §6): energy distance, Sinkhorn divergence, W2, BW2-UVP,
-and the coupling metrics of the SB checks (SPEC §5): cBW2-UVP, cross-covariance error,
+r"""Distances between sample sets (docs/math.md §6): energy distance, Sinkhorn divergence, W2, BW2-UVP,
+and the coupling metrics of the SB checks (docs/math.md §5.9): cBW2-UVP, cross-covariance error,
 barycentric-map error, kinetic energy.
 
 The distances take ``(n, d)`` and ``(m, d)`` tensors (or NumPy arrays) and return a Python
@@ -199,7 +199,7 @@ def w2(x: Tensor, y: Tensor, *, max_samples: int | None = 5000, generator: torch
         \qquad a = \mathbf 1_n / n,\ b = \mathbf 1_m / m,
 
     solved by POT's network simplex (``ot.emd2`` on ``ot.dist``, the squared Euclidean cost),
-    with the square root taken at the end (SPEC §6).
+    with the square root taken at the end (docs/math.md §6).
 
     The solver is roughly cubic in n; a set with more than ``max_samples`` rows is therefore
     replaced by a random subset of ``max_samples`` rows (without replacement, drawn with
@@ -307,7 +307,7 @@ def gaussian_w2_squared(m1: Tensor, S1: Tensor, m2: Tensor, S2: Tensor) -> float
 
 
 def bw2_uvp(x_model: Tensor, x_ref: Tensor) -> float:
-    r"""Bures-Wasserstein unexplained variance percentage (BW2-UVP, SPEC §6).
+    r"""Bures-Wasserstein unexplained variance percentage (BW2-UVP, docs/math.md §6).
 
     .. math::
         \mathrm{BW_2\text{-}UVP} = 100\, \frac{|m_p - m_q|^2 + B^2(S_p, S_q)}{\operatorname{tr} S_q},
@@ -342,7 +342,7 @@ def bw2_uvp(x_model: Tensor, x_ref: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# Coupling metrics (SPEC §5 checks, §6): cBW2-UVP, cross-covariance, barycentric map, kinetic energy
+# Coupling metrics (docs/math.md §5.9 checks, §6): cBW2-UVP, cross-covariance, barycentric map, kinetic energy
 # --------------------------------------------------------------------------------------------
 
 
@@ -391,7 +391,7 @@ def _batched_bures_squared(S1: Tensor, S2: Tensor) -> Tensor:
 
 
 def cbw2_uvp(model_samples, true_means, true_covs, target_cov_trace) -> float:
-    r"""Conditional Bures-Wasserstein UVP (SPEC §6), the standard SB benchmark metric.
+    r"""Conditional Bures-Wasserstein UVP (docs/math.md §6), the standard SB benchmark metric.
 
     .. math::
         \mathrm{cBW_2\text{-}UVP} = \frac{100}{\operatorname{tr}\mathrm{Cov}(\rho_1)}\,
@@ -464,7 +464,7 @@ def cross_covariance(x0, x1) -> Tensor:
     Args:
         x0: ``(n, d)`` inputs.
         x1: ``(n, d)`` partners, or ``(n, K, d)``: ``K`` partners of each input (e.g. K SDE samples
-            from each x0, SPEC §5); all ``M = nK`` pairs count equally (divisor ``M``).
+            from each x0, docs/math.md §5); all ``M = nK`` pairs count equally (divisor ``M``).
 
     Returns:
         ``(d, d)`` float64 tensor (rows: x0 coordinates; columns: x1 coordinates).
@@ -481,7 +481,7 @@ def cross_covariance(x0, x1) -> Tensor:
 
 
 def cross_covariance_error(x0, x1, reference) -> float:
-    r"""Relative Frobenius error of a coupling's cross-covariance (SPEC §5 (a), (b)):
+    r"""Relative Frobenius error of a coupling's cross-covariance (docs/math.md §5.9 (a), (b)):
     :math:`\|\widehat C - C\|_F / \|C\|_F`.
 
     Args:
@@ -510,7 +510,7 @@ def cross_covariance_error(x0, x1, reference) -> float:
 
 
 def barycentric_map_error(model_samples, reference_map, target_cov_trace, *, unbiased: bool = False) -> float:
-    r"""L2-UVP of a coupling's barycentric map against a reference map (SPEC §5 (b)).
+    r"""L2-UVP of a coupling's barycentric map against a reference map (docs/math.md §5.9 (b)).
 
     .. math::
         100\,\frac{\frac1n\sum_i |\hat T(x_i) - T(x_i)|^2}{\operatorname{tr}\mathrm{Cov}(\rho_1)},
@@ -604,7 +604,7 @@ def kinetic_energy(drift, paths, times) -> float:
 
 @dataclass(frozen=True)
 class KineticEnergyComparison:
-    r"""A kinetic-energy estimate against a reference (SPEC §5 (d)).
+    r"""A kinetic-energy estimate against a reference (docs/math.md §5.9 (d)).
 
     Attributes:
         estimate: :math:`\int_0^1 \mathbb E|\hat u|^2 dt`.

@@ -1,4 +1,4 @@
-r"""Discrete entropic OT between sample sets, in the SB convention (SPEC §5), with POT and geomloss.
+r"""Discrete entropic OT between sample sets, in the SB convention (docs/math.md §5), with POT and geomloss.
 
 For samples :math:`x_1..x_n \sim \rho_0`, :math:`y_1..y_m \sim \rho_1` with uniform weights
 :math:`a = \mathbf 1/n`, :math:`b = \mathbf 1/m` and the paper's ``eps``, both solvers compute
@@ -166,7 +166,7 @@ class EntropicPotentials:
 
         Args:
             x: points ``(N, d)``; ``None`` means the source samples ``x0`` (where it equals
-                :math:`\sum_j P_{ij} y_j / a_i`, SPEC §5 (b)).
+                :math:`\sum_j P_{ij} y_j / a_i`, docs/math.md §5.9 (b)).
 
         Example:
             >>> import torch

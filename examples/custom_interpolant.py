@@ -1,13 +1,13 @@
 """Use a custom interpolant: your own alpha, beta and gamma, trained and sampled like a built-in one.
 
-``x_t = alpha(t) x0 + beta(t) x1 + gamma(t) z`` (SPEC §1) with
+``x_t = alpha(t) x0 + beta(t) x1 + gamma(t) z`` (docs/math.md §1) with
 
 * ``alpha(t) = cos^2(pi t / 2)``, ``beta(t) = sin^2(pi t / 2)`` (boundary values 1, 0 and 0, 1);
 * ``gamma(t) = 0.8 sin(pi t)`` (zero at both ends).
 
 Derivatives come from autograd, so only the functions are written. The example checks the
-boundary conditions, learns ``b`` and ``s`` (SPEC §2), samples the ODE and the SDE at
-eps = 0.5 (SPEC §3), and compares both with the built-in linear interpolant trained the same
+boundary conditions, learns ``b`` and ``s`` (docs/math.md §2), samples the ODE and the SDE at
+eps = 0.5 (docs/math.md §3), and compares both with the built-in linear interpolant trained the same
 way (energy distance to held-out moons samples).
 
     python examples/custom_interpolant.py            # ~1 min on one CPU core

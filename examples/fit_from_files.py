@@ -2,8 +2,8 @@
 
 Writes two sample files (a Gaussian source and the 8-Gaussians target, ``.npy`` of shape
 ``(n, 2)``) to a temporary folder, as a user would have them, then learns ``b`` and ``s`` of
-the linear interpolant with ``gamma = sqrt(t(1-t))`` (SPEC §1-§2), draws ODE (eps = 0) and SDE
-(eps = 1) samples (SPEC §3) and prints their energy distance to held-out target samples, next
+the linear interpolant with ``gamma = sqrt(t(1-t))`` (docs/math.md §1-§2), draws ODE (eps = 0) and SDE
+(eps = 1) samples (docs/math.md §3) and prints their energy distance to held-out target samples, next
 to the noise floor of two independent target sample sets.
 
     python examples/fit_from_files.py            # ~1 min on one CPU core

@@ -1,8 +1,8 @@
 """Compute the likelihood of held-out data under a trained model, and compare with the truth.
 
 Target: a 2-D Gaussian mixture (three modes) whose exact log-density is known; source N(0, I).
-Learns ``b`` and ``s`` of the linear interpolant with ``gamma = sqrt(t(1-t))`` (SPEC §2), then
-estimates the negative log-likelihood of held-out target points (SPEC §4):
+Learns ``b`` and ``s`` of the linear interpolant with ``gamma = sqrt(t(1-t))`` (docs/math.md §2), then
+estimates the negative log-likelihood of held-out target points (docs/math.md §4):
 
 * the ODE model (eps = 0), ``log rho^(1, x) = log rho0(X_0) - int div b dt`` integrated backward
   (SI 2.52), with the exact divergence (d = 2 is cheap) and with Hutchinson probes;

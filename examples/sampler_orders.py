@@ -1,7 +1,7 @@
 """Measure each sampler's convergence order with the exact fields of a Gaussian interpolant.
 
 Problem: rho0 = N(0, 1) -> rho1 = N(2, 2) in 1-D, linear interpolant with gamma = sqrt(t(1-t)).
-The exact b and s come from `bridge.reference` (SPEC §7).
+The exact b and s come from `bridge.reference` (docs/math.md §7).
 
 * ODE: the flow map is known in closed form, X_1 = m_1 + sqrt(C_1 / C_0) (x_0 - m_0); the error
   is the largest deviation over a grid of starting points.

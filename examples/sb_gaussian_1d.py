@@ -1,7 +1,7 @@
 """Solve a 1-D Gaussian Schrödinger bridge by max–min and compare with the closed form.
 
 rho0 = N(0, 1) -> rho1 = N(2, 4), eps = 0.5 (reference variance rate r = 2 eps = 1). The
-closed-form EOT/SB cross-covariance (SPEC §7) in 1-D is C = (sqrt(4 A B + r^2) - r) / 2. The
+closed-form EOT/SB cross-covariance (docs/math.md §7) in 1-D is C = (sqrt(4 A B + r^2) - r) / 2. The
 learned coupling's cross-covariance is measured on 20000 forward-SDE samples (standard error
 about 1% of C).
 

@@ -1,7 +1,7 @@
 """Solve a Schrödinger bridge between two 2-D sample sets and compare it with POT's entropic plan.
 
-8 Gaussians -> moons at eps = 0.1 (POT ``reg = 4 eps``, SPEC §5). ``solve_bridge`` learns the
-SB drift by max–min over the interpolant (SPEC §5); ``evaluate_bridge`` then draws forward-SDE
+8 Gaussians -> moons at eps = 0.1 (POT ``reg = 4 eps``, docs/math.md §5). ``solve_bridge`` learns the
+SB drift by max–min over the interpolant (docs/math.md §5); ``evaluate_bridge`` then draws forward-SDE
 samples from held-out source points and compares the learned coupling with POT's
 ``sinkhorn_log`` plan between the same held-out points: cross-covariance, barycentric map
 (L2-UVP), transport cost, with POT's plan on an independent target sample as the noise floor.

@@ -9,7 +9,7 @@ the Euclidean norm in R^64 in those units.
   ``x_t = cos(pi t/2) z + sin(pi t/2) x1``. For each we learn ``b`` and ``eta`` (two MLPs) and
   sample the forward SDE ``dX = (b + eps s) dt + sqrt(2 eps) dW`` with ``s = -eta / alpha`` for
   eps in {0 (ODE), 1, 2, 4}: integrate to ``t = 0.97`` and take one denoising step
-  ``E[x1 | x_t] = (x_t - alpha eta) / beta`` (SPEC §3). From one latent start z, repeated SDE
+  ``E[x1 | x_t] = (x_t - alpha eta) / beta`` (docs/math.md §3). From one latent start z, repeated SDE
   runs give different digits; their spread (the mean pairwise distance) measures diversity.
 * **Mirror** interpolant (rho0 = rho1, ``x_t = x1 + gamma z``, ``gamma = sqrt(t(1-t))``): learn
   ``eta`` only, ``b = gamma_dot eta``. Started at a held-out digit, the ODE returns it (the flow

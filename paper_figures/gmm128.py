@@ -11,7 +11,7 @@ Samples at eps = 0 (probability-flow ODE, adaptive RK45) and at several eps > 0 
 ``dX = (b + eps s) dt + sqrt(2 eps) dW``, stochastic Heun). With eta the integration runs over
 ``[1e-4, 1 - 1e-4]`` (the paper's range), since ``s = -eta/gamma`` is undefined at the ends.
 
-Metric (SPEC §6): the KL divergence between Gaussian KDEs (Scott bandwidth) of the first two
+Metric (docs/math.md §6): the KL divergence between Gaussian KDEs (Scott bandwidth) of the first two
 coordinates, ``KL(r1 || r^)`` estimated at fresh target samples ``x ~ rho1`` with the control
 variate, ``mean[log r1(x) - log r^(x) + (r^(x)/r1(x) - 1)]`` (each term is >= 0; see
 :func:`kl_control_variate` for the sign). ``r1`` is the KDE of true target samples, shared by all
@@ -106,7 +106,7 @@ SCALE_DOWN = (
 
 
 # ----------------------------------------------------------------------------------------------
-# KDE-KL estimator (SPEC §6)
+# KDE-KL estimator (docs/math.md §6)
 
 
 def kde_logpdf(samples: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -120,16 +120,16 @@ def kde_logpdf(samples: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def kl_control_variate(log_r1: np.ndarray, log_rhat: np.ndarray) -> tuple[float, float]:
-    r"""``KL(r1 || r^)`` from log-densities at points ``x ~ r1``, with the control variate of SPEC §6:
+    r"""``KL(r1 || r^)`` from log-densities at points ``x ~ r1``, with the control variate of docs/math.md §6:
 
     .. math:: \widehat{KL} = \frac1m \sum_j \Big[\log r_1(x_j) - \log\hat r(x_j)
               + \Big(\frac{\hat r(x_j)}{r_1(x_j)} - 1\Big)\Big].
 
     The added term has mean ``int r^ - int r1 = 0`` under ``r1``. With the ``+`` sign each term is
-    ``a - 1 - log a >= 0`` (``a = r^/r1``) and the first-order fluctuation of ``-log a`` cancels;
-    SPEC §6 prints the term with a ``-`` sign but calls the estimator non-negative, which only
-    the ``+`` sign gives (with ``-`` the terms are ``1 - a - log a``, of either sign, and the
-    variance doubles instead of shrinking). Returns the estimate and its standard error.
+    ``a - 1 - log a >= 0`` (``a = r^/r1``) and the first-order fluctuation of ``-log a`` cancels.
+    The term is sometimes printed with a ``-`` sign next to the claim that the estimator is
+    non-negative, which only the ``+`` sign gives (with ``-`` the terms are ``1 - a - log a``, of
+    either sign, and the variance doubles instead of shrinking). Returns the estimate and its standard error.
     """
     diff = np.asarray(log_rhat, dtype=np.float64) - np.asarray(log_r1, dtype=np.float64)  # log a
     terms = np.expm1(diff) - diff  # a - 1 - log a >= 0
@@ -305,8 +305,8 @@ def compute(args, log):
             "t_range_with_s": [0.0, 1.0],
             "train_t_range": "b, v, eta: [0, 1]; s: [2e-4, 1 - 2e-4] (bridge.losses.SCORE_T_RANGE)",
             "metric": "KL(r1 || r^) between Scott-bandwidth Gaussian KDEs of coordinates (1, 2), "
-            "control variate of SPEC §6 (sign +, see kl_control_variate), at fresh target samples; "
-            "r1 = KDE of true samples (the paper's and SPEC's choice), shared by all models; "
+            "control variate of docs/math.md §6 (sign +, see kl_control_variate), at fresh target samples; "
+            "r1 = KDE of true samples (the paper's choice), shared by all models; "
             "mean over n_replicates independent sample sets (new x0 and Brownian noise, same networks)",
             "why_not_exact_r1": "with r1 the exact 2-D marginal, Scott smoothing of the model KDE "
             "(kernel sd ~ 2, modes sd ~ 1.4) alone costs ~0.65 nats (kl_floor_exact_r1), which hides "

@@ -153,7 +153,7 @@ def compute(args, log):
     gen = torch.Generator().manual_seed(args.seed + 1)
     true_nll = -rho1.log_prob(x_test)
     with torch.no_grad():
-        # excess losses against the exact fields (SPEC §2), on fresh (x0, x1, z, t)
+        # excess losses against the exact fields (docs/math.md §2), on fresh (x0, x1, z, t)
         xe0 = rho0.sample(cfg["n_excess"], generator=gen)
         xe1 = rho1.sample(cfg["n_excess"], generator=gen)
         exb = excess_loss(fields.drift, oracle.b, interp, xe0, xe1, generator=gen)

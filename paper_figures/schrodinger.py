@@ -1,4 +1,4 @@
-r"""Schrödinger bridge by max–min over interpolants (SPEC §5): what the solver learns, checked
+r"""Schrödinger bridge by max–min over interpolants (docs/math.md §5): what the solver learns, checked
 against POT's entropic plan, the Gaussian closed form and the benchmark's peers.
 
 The paper states the max–min (SI 3.39) as a theorem only; these figures are new.
@@ -13,7 +13,7 @@ The paper states the max–min (SI 3.39) as a theorem only; these figures are ne
 * (d) ``energy``: objective and kinetic energy against the outer step for the benchmark's 2-D
   Gaussian problem (non-commuting covariances, eps = 0.5), with the closed form
   :math:`\mathrm{KE}^\star = \int_0^1 \mathbb E|u^\star|^2 dt` (:meth:`GaussianSB.kinetic_energy`)
-  and the saddle value of the objective, :math:`-\mathrm{KE}^\star/2` (SPEC §5: for a fixed
+  and the saddle value of the objective, :math:`-\mathrm{KE}^\star/2` (docs/math.md §5.2: for a fixed
   interpolant the inner value is :math:`-\tfrac12\int\mathbb E|b_F|^2`). The exact kinetic
   energy of each iterate's interpolant path is :func:`gaussian_path_kinetic`.
 * (e) ``walltime``: cBW2-UVP against training wall time for bridge, POT out of sample and SF2M
@@ -136,7 +136,7 @@ def gaussian_path_kinetic(interp, a, A, b, B, eps: float, cross=None, *, nodes: 
     r"""Kinetic energy :math:`\int_0^1 \mathbb E|b_F|^2 dt` of the interpolant path
     (:func:`gaussian_path_energy`), by ``nodes``-point Gauss–Legendre quadrature on [0, 1].
 
-    Every such path is admissible for the SB (SPEC §5), so this is ``>= KE*``, with equality for
+    Every such path is admissible for the SB (docs/math.md §5.2), so this is ``>= KE*``, with equality for
     the linear interpolant, ``gamma = sqrt(2 eps t(1-t))`` and ``cross`` the SB plan's ``C``.
     """
     with torch.no_grad():
@@ -275,8 +275,7 @@ def _progress(log, tag: str, every: int):
 
 
 def _solve(x0, x1, eps: float, cfg, log, tag: str):
-    from bridge.sb import solve_bridge
-    from bridge.sb.solver import build_interpolant
+    from bridge.sb import build_interpolant, solve_bridge
 
     interp = build_interpolant(cfg, x0.shape[1], eps)
     with OuterSnapshots(interp) as snaps:
@@ -306,7 +305,7 @@ def _problem_2d(key: str, sz: dict, seed: int, t_grid, log):
     t0, c0 = time.perf_counter(), _cpu()
     res, snaps = _solve(x0, x1, EPS_2D, cfg, log, key)
     solve_wall, solve_cpu = time.perf_counter() - t0, _cpu() - c0
-    from bridge.sb.solver import build_interpolant
+    from bridge.sb import build_interpolant
 
     before = _curves(build_interpolant(cfg, 2, EPS_2D), t_grid, 2)
     after = _curves(res.interpolant, t_grid, 2)
@@ -380,8 +379,7 @@ def _problem_2d(key: str, sz: dict, seed: int, t_grid, log):
 
 def _gaussian_runs(sz: dict, seed: int, bench, t_grid, log):
     from bridge.metrics import cross_covariance_error, kinetic_energy
-    from bridge.sb import SBConfig
-    from bridge.sb.solver import build_interpolant
+    from bridge.sb import SBConfig, build_interpolant
 
     bargs = bench.parse_args(["--problems", "gauss2", "--n-train", str(sz["gauss_n"]), "--test-points", "4",
                               "--per-point", "2", "--cov-points", "4", "--seed", str(seed)])  # fmt: skip
@@ -871,7 +869,7 @@ def _plot_energy(arrays, record, path):
     for ax in (ax0, ax1):
         ax.set_xlabel("outer step")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    fig.suptitle("objective and kinetic energy against outer steps (Gaussian: closed form of SPEC §7)", fontsize=11)
+    fig.suptitle("objective and kinetic energy against outer steps (Gaussian: closed form)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

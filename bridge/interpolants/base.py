@@ -1,4 +1,4 @@
-r"""Stochastic interpolants :math:`x_t = I(t, x_0, x_1) + \gamma(t) z` (SPEC §1, SI 2.1).
+r"""Stochastic interpolants :math:`x_t = I(t, x_0, x_1) + \gamma(t) z` (docs/math.md §1, SI 2.1).
 
 Conventions used throughout ``bridge``:
 
@@ -54,7 +54,7 @@ def _check_t(t: Tensor, x: Tensor) -> Tensor:
 
 @dataclass
 class InterpolantSample:
-    """One Monte-Carlo draw of an interpolant, with its antithetic partner (SPEC §2).
+    """One Monte-Carlo draw of an interpolant, with its antithetic partner (docs/math.md §2).
 
     Each regression target is split into a part that is even and a part that is odd in the
     noise, so that the antithetic partner (noise -> -noise) has target ``even - odd``.
@@ -107,7 +107,7 @@ class Interpolant:
         return self.gamma_schedule.dot(t)
 
     def gamma_gamma_dot(self, t: Tensor) -> Tensor:
-        """``gamma * gamma_dot`` in closed form (finite at the ends, SPEC §1)."""
+        """``gamma * gamma_dot`` in closed form (finite at the ends, docs/math.md §1)."""
         return self.gamma_schedule.gamma_gamma_dot(t)
 
     @property
@@ -135,7 +135,7 @@ class Interpolant:
     def sample(
         self, t: Tensor, x0: Tensor, x1: Tensor, z: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> InterpolantSample:
-        """Draw ``x_t`` and its antithetic partner, with what the losses need (SPEC §2).
+        """Draw ``x_t`` and its antithetic partner, with what the losses need (docs/math.md §2).
 
         Args:
             t: times ``(n,)``.

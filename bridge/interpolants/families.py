@@ -1,4 +1,4 @@
-"""The interpolant families of SPEC §1 (SI Sec. 4, Table 8).
+"""The interpolant families of docs/math.md §1 (SI Sec. 4, Table 8).
 
 | family | alpha | beta | gamma |
 |---|---|---|---|
@@ -152,7 +152,7 @@ class Mirror(SpatiallyLinearInterpolant):
     """``x_t = x1 + gamma(t) z`` for rho0 = rho1 (SI Sec. 4, mirror). ``x0`` is ignored.
 
     With a perfect denoiser the ODE returns its input, and the SDE returns a new sample near
-    it; ``b = gamma_dot * eta`` (SPEC §2).
+    it; ``b = gamma_dot * eta`` (docs/math.md §2).
     """
 
     def __init__(self, gamma: GammaSchedule | None = None):

@@ -1,4 +1,4 @@
-r"""Learnable interpolants, the outer variable of the Schrödinger-bridge max–min (SPEC §5).
+r"""Learnable interpolants, the outer variable of the Schrödinger-bridge max–min (docs/math.md §5).
 
 Boundary conditions hold by construction for every parameter value, and every coefficient and
 time derivative is differentiable with respect to the parameters.
@@ -81,7 +81,7 @@ class _FourierCoefficient(Schedule):
 
 
 class FourierGamma(GammaSchedule):
-    r"""``gamma(t) = gamma_0(t) exp(h(t))``, ``h = sum_k c_k sin(k pi t)`` (SPEC §5).
+    r"""``gamma(t) = gamma_0(t) exp(h(t))``, ``h = sum_k c_k sin(k pi t)`` (docs/math.md §5).
 
     .. math:: \gamma\dot\gamma = e^{2h}\big(\gamma_0\dot\gamma_0 + \gamma_0^2 \dot h\big),
 
@@ -115,12 +115,12 @@ class FourierGamma(GammaSchedule):
 
 
 class FourierInterpolant(nn.Module, SpatiallyLinearInterpolant):
-    """Spatially linear interpolant with learnable Fourier coefficients (SPEC §5).
+    """Spatially linear interpolant with learnable Fourier coefficients (docs/math.md §5).
 
     Args:
         n_modes: number of sine modes ``K`` for alpha and beta (and gamma when learned).
         dim: None for scalar coefficients, or ``d`` for per-dimension (diagonal) ones — needed
-            when the two covariances do not commute (SPEC §5).
+            when the two covariances do not commute (docs/math.md §5).
         gamma: the base schedule ``gamma_0`` (default ``BrownianGamma()``, ``sqrt(t(1-t))``).
         learn_gamma: multiply ``gamma_0`` by a learnable ``exp(sum_k c_k sin(k pi t))``.
 
@@ -170,7 +170,7 @@ class FourierInterpolant(nn.Module, SpatiallyLinearInterpolant):
 
 
 class NeuralInterpolant(nn.Module, Interpolant):
-    r"""``I(t, x0, x1) = (1-t) x0 + t x1 + t(1-t) N_phi(t, x0, x1)`` (SPEC §5, SI Thm 3.10).
+    r"""``I(t, x0, x1) = (1-t) x0 + t x1 + t(1-t) N_phi(t, x0, x1)`` (docs/math.md §5, SI Thm 3.10).
 
     Args:
         dim: data dimension ``d``.

@@ -1,4 +1,4 @@
-"""Scalar coefficient schedules for interpolants (SPEC §1, SI Table 8).
+"""Scalar coefficient schedules for interpolants (docs/math.md §1, SI Table 8).
 
 A *schedule* is a function of time ``t in [0, 1]`` together with its time derivative.
 Schedules take a tensor ``t`` of any shape and return a tensor of the same shape (or, for
@@ -6,7 +6,7 @@ per-dimension schedules, ``t.shape + (d,)``).
 
 gamma schedules additionally give the product ``gamma * gamma_dot`` in closed form: for
 ``gamma = sqrt(a t (1-t))`` the derivative blows up at the ends but the product
-``a (1 - 2t) / 2`` does not (SPEC §1).
+``a (1 - 2t) / 2`` does not (docs/math.md §1).
 
 Example:
     >>> import torch
@@ -52,7 +52,7 @@ def time_derivative(fn: Callable[[Tensor], Tensor], t: Tensor, *, create_graph: 
     ``fn`` must act elementwise in ``t``: output entry ``[i, ...]`` may depend only on ``t[i]``.
     Its output may have trailing dimensions (per-dimension coefficients). The result stays
     differentiable with respect to any parameters ``fn`` closes over (used by the learnable
-    interpolants of SPEC §5).
+    interpolants of docs/math.md §5).
 
     Args:
         fn: callable ``t -> f(t)``.
@@ -201,7 +201,7 @@ class GammaSchedule(Schedule):
     """A latent-noise schedule: ``gamma(0) = gamma(1) = 0`` and ``gamma >= 0``.
 
     Adds :meth:`gamma_gamma_dot`, the product ``gamma * gamma_dot``, which subclasses give in a
-    closed form that is finite at the endpoints (SPEC §1).
+    closed form that is finite at the endpoints (docs/math.md §1).
     """
 
     def gamma_gamma_dot(self, t: Tensor) -> Tensor:
@@ -221,7 +221,7 @@ class BrownianGamma(GammaSchedule):
 
     Args:
         a: positive scale. ``a = 2 eps`` gives the Brownian bridge of a ``sqrt(2 eps) W``
-           reference (SPEC §5).
+           reference (docs/math.md §5).
     """
 
     def __init__(self, a: float = 1.0):

@@ -1,4 +1,4 @@
-r"""Likelihood of ODE and SDE models (SPEC §4).
+r"""Likelihood of ODE and SDE models (docs/math.md §4).
 
 * :func:`divergence` with :class:`Exact` or :class:`Hutchinson`: :math:`\nabla\cdot f` per point,
   with a standard error.

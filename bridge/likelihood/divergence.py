@@ -1,4 +1,4 @@
-r"""Divergence of a field :math:`f(t, x)`: exact, or Hutchinson's trace estimator (SPEC §4).
+r"""Divergence of a field :math:`f(t, x)`: exact, or Hutchinson's trace estimator (docs/math.md §4).
 
 Both are sums of quadratic forms of the Jacobian :math:`J = \partial f / \partial x`:
 
@@ -229,7 +229,7 @@ def divergence(
     create_graph: bool = False,
 ) -> DivergenceResult:
     r"""Divergence :math:`\nabla_x\cdot f(t, x) = \operatorname{tr}\partial_x f(t, x)` per point
-    (SPEC §4; the integrand of SI 2.53).
+    (docs/math.md §4; the integrand of SI 2.53).
 
     Args:
         f: field ``f(t, x)``, ``t`` of shape ``(n,)``, ``x`` and output of shape ``(n, d)``,

@@ -1,4 +1,4 @@
-r"""The two sides of the KL bound for SDE models (SPEC §4, SI Thm 2.4, 2.49).
+r"""The two sides of the KL bound for SDE models (docs/math.md §4, SI Thm 2.4, 2.49).
 
 For the forward SDE model with drift :math:`\hat b_F = \hat b + \epsilon\hat s` and constant
 :math:`\epsilon > 0`, write :math:`u = \nabla\log(\rho/\hat\rho)`. The two Fokker–Planck
@@ -9,18 +9,18 @@ equations give
     \le \frac1{2\epsilon}\mathbb E|b - \hat b|^2 + \frac\epsilon2\mathbb E|s - \hat s|^2
 
 (Young's inequality on each product, each with half of :math:`\epsilon\mathbb E|u|^2`), so with
-the excess losses :math:`\mathcal E_f = \tfrac12\int_0^1\mathbb E|\hat f - f|^2dt` of SPEC §2,
+the excess losses :math:`\mathcal E_f = \tfrac12\int_0^1\mathbb E|\hat f - f|^2dt` of docs/math.md §2,
 
 .. math:: \mathrm{KL}(\rho_1\,\|\,\hat\rho_1) \le \frac{\mathcal E_b}{\epsilon} + \epsilon\,\mathcal E_s
     = \frac1{2\epsilon}\int_0^1\mathbb E|\hat b - b|^2dt + \frac\epsilon2\int_0^1\mathbb E|\hat s - s|^2dt,
 
 minimised by :math:`\epsilon^* = \sqrt{\mathcal E_b/\mathcal E_s}` (SI 2.49), where it equals
-:math:`2\sqrt{\mathcal E_b\mathcal E_s}`. SPEC §4 writes the bound as
+:math:`2\sqrt{\mathcal E_b\mathcal E_s}`. The bound is sometimes written
 :math:`\frac1{2\epsilon}\mathcal E_b + \frac\epsilon2\mathcal E_s`: that reads the losses without
-the factor 1/2 (:math:`\int\mathbb E|\hat f - f|^2`); with SPEC §2's excess it is a factor 2 too
-small, and it fails, e.g., for :math:`\rho_0 = \rho_1 = N(0, 1)` with the trig interpolant and
-constant errors :math:`\hat b - b = \epsilon\delta`, :math:`\hat s - s = \delta`
-(``tests/test_likelihood.py`` checks the closed form there).
+the factor 1/2 (:math:`\int\mathbb E|\hat f - f|^2`); with the excess of docs/math.md §2 it is a
+factor 2 too small, and it fails, e.g., for :math:`\rho_0 = \rho_1 = N(0, 1)` with the trig
+interpolant and constant errors :math:`\hat b - b = \epsilon\delta`, :math:`\hat s - s = \delta`
+(the likelihood tests check the closed form there).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def excess_loss(
     generator: torch.Generator | None = None,
 ) -> ExcessLoss:
     r"""Monte-Carlo estimate of :math:`\tfrac12\int_0^1\mathbb E|\hat f(t, x_t) - f^*(t, x_t)|^2dt`
-    (SPEC §2), with :math:`t \sim U[t_{min}, t_{max}]`, :math:`x_t = I(t, x_0, x_1) + \gamma(t)z`
+    (docs/math.md §2), with :math:`t \sim U[t_{min}, t_{max}]`, :math:`x_t = I(t, x_0, x_1) + \gamma(t)z`
     drawn from the pairs ``(x0[i], x1[i])`` and fresh ``z``; the integral is the mean times
     ``t_max - t_min``.
 

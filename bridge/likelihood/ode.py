@@ -1,4 +1,4 @@
-r"""Log-density of the probability-flow ODE model (SPEC §4, SI 2.52-2.53).
+r"""Log-density of the probability-flow ODE model (docs/math.md §4, SI 2.52-2.53).
 
 Along :math:`\dot X_t = b(t, X_t)` the continuity equation
 :math:`\partial_t\rho + \nabla\cdot(b\rho) = 0` gives
@@ -149,7 +149,7 @@ def ode_log_density(
     generator: torch.Generator | None = None,
     create_graph: bool = False,
 ) -> ODELogDensity:
-    r"""Log-density of the ODE model at data points (SPEC §4, SI 2.52-2.53):
+    r"""Log-density of the ODE model at data points (docs/math.md §4, SI 2.52-2.53):
 
     .. math:: \log\hat\rho(1, x_1) = \log\rho_0(X_0) - \int_0^1 \nabla\cdot b(t, X_t)\,dt,
         \qquad \dot X_t = b(t, X_t),\ X_1 = x_1,

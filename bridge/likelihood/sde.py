@@ -1,4 +1,4 @@
-r"""Log-density (cross-entropy) estimators of the SDE model (SPEC §4, SI Thm 2.5, 2.65-2.67).
+r"""Log-density (cross-entropy) estimators of the SDE model (docs/math.md §4, SI Thm 2.5, 2.65-2.67).
 
 The model: :math:`dX = \hat b_F\,dt + \sqrt{2\epsilon}\,dW`, :math:`\hat b_F = \hat b + \epsilon\hat s`,
 :math:`X_0 \sim \rho_0`, with density :math:`\hat\rho` solving the Fokker–Planck equation
@@ -172,7 +172,7 @@ def feynman_kac_log_density(
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> FeynmanKacLogDensity:
-    r"""Feynman–Kac estimate of the SDE model's log-density (SPEC §4, SI Thm 2.5, 2.65, 2.67):
+    r"""Feynman–Kac estimate of the SDE model's log-density (docs/math.md §4, SI Thm 2.5, 2.65, 2.67):
 
     .. math:: \hat\rho(1, x) = \mathbb E\Big[\exp\Big(-\int_0^1 \nabla\cdot\hat b_F(t, Y_t)\,dt\Big)
         \rho_0(Y_0)\Big], \qquad dY = \hat b_F\,dt + \sqrt{2\epsilon}\,dW \text{ backward from } Y_1 = x,
@@ -256,7 +256,7 @@ def backward_ito_log_density(
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> BackwardItoLogDensity:
-    r"""Backward-Itô estimate of the SDE model's log-density (SPEC §4):
+    r"""Backward-Itô estimate of the SDE model's log-density (docs/math.md §4):
 
     .. math:: \log\hat\rho(1, x) \approx \mathbb E\Big[\log\rho_0(X_0) - \int_0^1 \big(\nabla\cdot\hat b_F
         + \epsilon|\hat s|^2\big)(t, X_t)\,dt - \int_0^1 \sqrt{2\epsilon}\,\hat s(t, X_t)\cdot dW_t\Big],

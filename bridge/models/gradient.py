@@ -1,7 +1,7 @@
 r"""``u(t, x) = grad_x V(t, x)``: a vector field as the gradient of a scalar network.
 
 The Schrödinger bridge's drift is such a field, ``u = 2 eps grad log phi_t`` with the forward
-Schrödinger potential ``phi_t`` (SPEC §5, SI Thm 3.10), so a solver may restrict its drift to
+Schrödinger potential ``phi_t`` (docs/math.md §5, SI Thm 3.10), so a solver may restrict its drift to
 gradients without excluding the solution (see :class:`bridge.sb.SBConfig`'s ``gradient_drift``).
 """
 

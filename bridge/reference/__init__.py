@@ -1,4 +1,4 @@
-"""Closed forms used as test oracles and benchmark ground truth (SPEC §7).
+"""Closed forms used as test oracles and benchmark ground truth (docs/math.md §7).
 
 * :class:`GaussianMixture`, :func:`gaussian`, :func:`standard_normal`: endpoint densities with
   exact log-density, score, moments and sampling.

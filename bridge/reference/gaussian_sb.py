@@ -1,7 +1,7 @@
-r"""Closed-form entropic OT and Schrödinger bridge between two Gaussians (SPEC §7).
+r"""Closed-form entropic OT and Schrödinger bridge between two Gaussians (docs/math.md §7).
 
 For :math:`\rho_0 = N(a, A)`, :math:`\rho_1 = N(b, B)` and the paper's ``eps`` (reference
-:math:`\sqrt{2\epsilon}\,W`, variance rate :math:`r = 2\epsilon`), the SB of SPEC §5 solves
+:math:`\sqrt{2\epsilon}\,W`, variance rate :math:`r = 2\epsilon`), the SB of docs/math.md §5 solves
 
 .. math::
     \min_{\pi \in \Pi(\rho_0, \rho_1)} \int |x - y|^2\,d\pi + 2r\,\mathrm{KL}(\pi \,|\, \rho_0\otimes\rho_1)
@@ -78,7 +78,7 @@ def _time(t, x: Tensor) -> Tensor:
 
 @dataclass(eq=False)
 class GaussianSB:
-    r"""The entropic OT plan / Schrödinger bridge between :math:`N(a, A)` and :math:`N(b, B)` (SPEC §7).
+    r"""The entropic OT plan / Schrödinger bridge between :math:`N(a, A)` and :math:`N(b, B)` (docs/math.md §7).
 
     Build it with :func:`gaussian_sb`. All tensors share the dtype and device of the inputs;
     methods taking ``x`` evaluate in its dtype and device.
@@ -258,7 +258,7 @@ class GaussianSB:
         return K, sigma
 
     def drift(self, t, x: Tensor) -> Tensor:
-        r"""SB drift :math:`u(t, x) = (b - a) + K_t (x - \mu_t)` (SPEC §7), ``(n, d)``.
+        r"""SB drift :math:`u(t, x) = (b - a) + K_t (x - \mu_t)` (docs/math.md §7), ``(n, d)``.
 
         The forward SDE :math:`dX = u\,dt + \sqrt{2\epsilon}\,dW` from :math:`X_0 \sim N(a, A)`
         has marginals :math:`N(\mu_t, \Sigma_t)` and :math:`(X_0, X_1) \sim \pi`. Its signature
@@ -354,7 +354,7 @@ class GaussianSB:
 
     def kinetic_energy(self) -> float:
         r""":math:`\int_0^1 \mathbb E|u(t, X_t)|^2 dt = 2r\,\mathrm{KL}(P_{SB}\|W^r)
-        = \mathbb E_\pi|x-y|^2 - r d - r\log\det(A^{-1}C)` (SPEC §5 (d) with :math:`4\epsilon = 2r`).
+        = \mathbb E_\pi|x-y|^2 - r d - r\log\det(A^{-1}C)` (docs/math.md §5.9 (d) with :math:`4\epsilon = 2r`).
 
         Example:
             >>> round(gaussian_sb(0.0, 1.0, 0.0, 1.0, r=1.0).kinetic_energy(), 6)
@@ -400,7 +400,7 @@ def _parse_gaussian(mean, cov, name_m: str, name_c: str, like: Tensor | None) ->
 
 
 def gaussian_sb(mean0, cov0, mean1, cov1, *, eps=None, r=None) -> GaussianSB:
-    r"""The Gaussian entropic OT plan / SB between :math:`N(a, A)` and :math:`N(b, B)` (SPEC §7).
+    r"""The Gaussian entropic OT plan / SB between :math:`N(a, A)` and :math:`N(b, B)` (docs/math.md §7).
 
     Args:
         mean0, cov0: source mean ``a`` and covariance ``A``. A mean is a number (``d = 1``) or a
@@ -408,7 +408,7 @@ def gaussian_sb(mean0, cov0, mean1, cov1, *, eps=None, r=None) -> GaussianSB:
             ``(d, d)`` symmetric positive definite matrix (as :func:`~bridge.reference.gaussian`).
         mean1, cov1: target mean ``b`` and covariance ``B``.
         eps: the paper's eps (diffusion :math:`\sqrt{2\epsilon}\,dW`), or
-        r: the reference variance rate ``2 eps`` of SPEC §7 (give exactly one).
+        r: the reference variance rate ``2 eps`` of docs/math.md §7 (give exactly one).
 
     Returns:
         :class:`GaussianSB`, in the dtype of ``mean0`` if it is a floating tensor, else float64.
@@ -417,7 +417,7 @@ def gaussian_sb(mean0, cov0, mean1, cov1, *, eps=None, r=None) -> GaussianSB:
         ValueError: mismatched dimensions, a covariance that is not SPD, or a bad eps/r.
 
     Example:
-        >>> sb = gaussian_sb(0.0, 1.0, 0.0, 1.0, r=1.0)  # 1-D sanity value of SPEC §7
+        >>> sb = gaussian_sb(0.0, 1.0, 0.0, 1.0, r=1.0)  # 1-D sanity value of docs/math.md §7
         >>> sb.C
         tensor([[0.6180]], dtype=torch.float64)
     """

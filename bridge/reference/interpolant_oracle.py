@@ -1,4 +1,4 @@
-r"""Exact fields of a spatially linear interpolant between two Gaussian mixtures (SPEC §7, SI App. A).
+r"""Exact fields of a spatially linear interpolant between two Gaussian mixtures (docs/math.md §7, SI App. A).
 
 With ``x0 ~ rho0 = sum_i p_i N(m0_i, C0_i)``, ``x1 ~ rho1 = sum_j q_j N(m1_j, C1_j)`` and ``z``
 drawn independently, ``x_t = A x0 + B x1 + gamma z`` with ``A = diag(alpha(t))``,
@@ -65,7 +65,7 @@ def _is_diagonal(c: Tensor) -> bool:
 
 class InterpolantOracle:
     r"""Exact fields of a spatially linear interpolant with independent coupling between two
-    Gaussian mixtures (SPEC §7, SI App. A).
+    Gaussian mixtures (docs/math.md §7, SI App. A).
 
     .. math::
 
@@ -84,7 +84,7 @@ class InterpolantOracle:
     When every covariance is diagonal the whole computation is elementwise.
 
     Limitations: :math:`C_k(t)` is singular only where ``alpha``, ``beta`` and ``gamma`` vanish
-    together (in some dimension), which no interpolant of SPEC §1 does on [0, 1]; the methods then
+    together (in some dimension), which no interpolant of docs/math.md §1 does on [0, 1]; the methods then
     raise ValueError. Near such points, or when a component covariance is tiny, ``C_k(t)`` is
     ill conditioned and float32 loses accuracy. ``gamma_dot`` never enters (only the closed-form
     ``gamma * gamma_dot``, finite at the ends), but a singular ``alpha_dot`` or ``beta_dot``

@@ -1,4 +1,4 @@
-r"""Gaussian mixtures with exact log-density, score, moments and ancestral sampling (SPEC §7).
+r"""Gaussian mixtures with exact log-density, score, moments and ancestral sampling (docs/math.md §7).
 
 .. math:: \rho(x) = \sum_{k=1}^K \pi_k\, \mathcal N(x;\, m_k, C_k),
           \qquad \nabla\log\rho(x) = -\sum_k w_k(x)\, C_k^{-1}(x - m_k),

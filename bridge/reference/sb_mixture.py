@@ -1,4 +1,4 @@
-r"""Schrödinger-bridge benchmark with an exactly known plan (SPEC §7, Gushchin et al., NeurIPS 2023).
+r"""Schrödinger-bridge benchmark with an exactly known plan (docs/math.md §7, Gushchin et al., NeurIPS 2023).
 
 Pick a source :math:`p_0` (a Gaussian mixture) and a Gaussian-mixture *potential*
 :math:`g(y) = \sum_k w_k N(y;\, \mu_k, S_k)` (its overall scale is irrelevant). With the
@@ -34,7 +34,7 @@ which solves :math:`\partial_t h + \tfrac r2 \Delta h = 0` with :math:`h(1, \cdo
     u(t, x) = r\,\nabla_x \log h(t, x) = -r \sum_k \gamma_k(t, x)\,(S_k + r(1-t)I)^{-1}(x - \mu_k),
     \quad \gamma_k(t, x) \propto w_k N(x; \mu_k, S_k + r(1-t)I),
 
-as in SPEC §7 (equivalently :math:`u = \mathbb E[(X_1 - x)/(1-t) \mid X_t = x]`).
+as in docs/math.md §7 (equivalently :math:`u = \mathbb E[(X_1 - x)/(1-t) \mid X_t = x]`).
 
 :func:`make_mixture_benchmark` builds the standard instances (d = 2, 16, 64; r = 0.1, 1, 10).
 
@@ -304,7 +304,7 @@ class SBMixtureBenchmark:
         Rao–Blackwellised over the exact conditional moments:
         :math:`\mathbb E y = \mathbb E_x m(x)`, :math:`\mathrm{Cov}\,y = \mathbb E_x \Sigma(x) + \mathrm{Cov}_x m(x)`
         with ``n`` source samples (there is no closed form: :math:`\gamma_k(x)` is not linear).
-        ``trace`` of the covariance is the normaliser of cBW2-UVP (SPEC §6).
+        ``trace`` of the covariance is the normaliser of cBW2-UVP (docs/math.md §6).
 
         Example:
             >>> import torch
@@ -351,7 +351,7 @@ class SBMixtureBenchmark:
         return self.r * (1 - t)
 
     def drift(self, t, x: Tensor) -> Tensor:
-        r"""SB drift :math:`u(t, x) = r \nabla_x \log h(t, x)` (SPEC §7), ``(n, d)``.
+        r"""SB drift :math:`u(t, x) = r \nabla_x \log h(t, x)` (docs/math.md §7), ``(n, d)``.
 
         ``t`` is a number or a ``(n,)`` tensor in ``[0, 1]`` (the samplers' ``drift(t, x)``).
         :math:`dX = u\,dt + \sqrt{2\epsilon}\,dW` from :math:`X_0 \sim p_0` gives

@@ -1,4 +1,4 @@
-"""ODE and SDE samplers for the generative processes of SPEC §3; each solver declares its order."""
+"""ODE and SDE samplers for the generative processes of docs/math.md §3; each solver declares its order."""
 
 from .ode import RK4, RK45, Euler, Heun, ODEResult, sample_ode
 from .sde import EulerMaruyama, SDEResult, StochasticHeun, sample_sde

@@ -1,10 +1,10 @@
-r"""Integrators for the probability-flow ODE :math:`dX_t = b(t, X_t)\,dt` (SPEC §3, SI 2.32).
+r"""Integrators for the probability-flow ODE :math:`dX_t = b(t, X_t)\,dt` (docs/math.md §3, SI 2.32).
 
 Fixed-step solvers (:class:`Euler`, :class:`Heun`, :class:`RK4`) advance one step at a time;
 :class:`RK45` is the adaptive Dormand–Prince 5(4) pair. Each declares its ``order``: the
 global error at ``t1`` is :math:`O(h^{\mathrm{order}})` for step size :math:`h`, which
 ``tests/test_samplers.py`` measures. :func:`sample_ode` is the one entry point; with ``t1 < t0``
-it integrates backward in time (e.g. from rho1 at t = 1 to rho0 at t = 0, SPEC §4).
+it integrates backward in time (e.g. from rho1 at t = 1 to rho0 at t = 0, docs/math.md §4).
 
 The drift is always called as ``drift(t, x)`` with ``t`` of shape ``(n,)`` (the scalar time
 expanded), in the dtype and on the device of ``x``. The samplers do not switch off autograd:
@@ -417,7 +417,7 @@ def sample_ode(
     trajectory: bool = False,
     denoise: Field | None = None,
 ) -> ODEResult:
-    r"""Integrate the probability-flow ODE (SPEC §3, SI 2.32)
+    r"""Integrate the probability-flow ODE (docs/math.md §3, SI 2.32)
 
     .. math:: \frac{dX_t}{dt} = b(t, X_t), \qquad X_{t_0} = x,
 
@@ -434,7 +434,7 @@ def sample_ode(
         trajectory: also return the states at every time visited.
         denoise: optional map ``(t, x) -> x`` applied once to the final state with ``t = t1``,
             e.g. the final denoising step ``E[x1 | x_t] = (x_t - alpha eta) / beta`` of a
-            one-sided model (SPEC §3, :func:`bridge.fields.denoise_one_sided`).
+            one-sided model (docs/math.md §3, :func:`bridge.fields.denoise_one_sided`).
 
     Returns:
         :class:`ODEResult` with the final state, the times, the optional trajectory and the

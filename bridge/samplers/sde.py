@@ -1,4 +1,4 @@
-r"""Integrators for the generative SDEs of SPEC §3 (SI 2.33-2.35):
+r"""Integrators for the generative SDEs of docs/math.md §3 (SI 2.33-2.35):
 
 .. math:: dX_t = b_\pm(t, X_t)\,dt + \sqrt{2\epsilon(t)}\,dW_t,
 
@@ -198,15 +198,15 @@ def sample_sde(
     trajectory: bool = False,
     denoise: Field | None = None,
 ) -> SDEResult:
-    r"""Integrate the generative SDE (SPEC §3, SI 2.33-2.35)
+    r"""Integrate the generative SDE (docs/math.md §3, SI 2.33-2.35)
 
     .. math:: dX_t = \mathrm{drift}(t, X_t)\,dt + \sqrt{2\epsilon(t)}\,dW_t, \qquad X_{t_0} = x,
 
     on ``steps`` uniform steps from ``t0`` to ``t1``. Forward (``t1 > t0``): pass
     ``b_F = b + eps s`` (SI 2.33); backward (``t1 < t0``): pass ``b_B = b - eps s`` (SI 2.35).
     Each step is ``x <- x + drift * dt + sqrt(2 eps |dt|) xi`` at lowest order, with
-    ``dt = t_{k+1} - t_k`` negative going backward (the SPEC's ``x <- x - b_B dt + ...`` with
-    ``dt > 0``). With the exact fields, ``X_{t_1} ~ rho(t1)`` for any ``eps >= 0``.
+    ``dt = t_{k+1} - t_k`` negative going backward (docs/math.md §3 writes ``x <- x - b_B h + ...`` with
+    ``h > 0``). With the exact fields, ``X_{t_1} ~ rho(t1)`` for any ``eps >= 0``.
 
     Args:
         drift: ``b_F`` or ``b_B``; called with ``t`` of shape ``(n,)`` and ``x`` of shape ``(n, d)``.
@@ -222,7 +222,7 @@ def sample_sde(
             drawing (e.g. to drive several step sizes with one Brownian path).
         trajectory: also return the states at every grid time.
         denoise: optional map ``(t, x) -> x`` applied once to the final state with ``t = t1``
-            (the final denoising step of SPEC §3, :func:`bridge.fields.denoise_one_sided`).
+            (the final denoising step of docs/math.md §3, :func:`bridge.fields.denoise_one_sided`).
 
     Returns:
         :class:`SDEResult` with the final state, the grid, the optional trajectory and the
