@@ -1,4 +1,4 @@
-"""Interpolants: coefficient schedules and the families of SPEC §1."""
+"""Interpolants: coefficient schedules and the families of docs/math.md §1."""
 
 from .base import Interpolant, InterpolantSample, SpatiallyLinearInterpolant, bcast
 from .families import EncoderDecoder, Linear, Mirror, OneSidedLinear, OneSidedTrig, OneSidedVP, Trig
