@@ -52,5 +52,6 @@ __all__ = [
 ]
 
 from .learnable import FourierGamma, FourierInterpolant, NeuralInterpolant  # noqa: E402
+from .registry import GAMMAS, INTERPOLANTS, make_interpolant  # noqa: E402
 
-__all__ += ["FourierInterpolant", "NeuralInterpolant", "FourierGamma"]
+__all__ += ["FourierInterpolant", "NeuralInterpolant", "FourierGamma", "GAMMAS", "INTERPOLANTS", "make_interpolant"]
