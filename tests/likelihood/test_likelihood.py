@@ -485,7 +485,8 @@ def _edited_run(root, name, **changes):
     ],
 )
 def test_cli_likelihood(fit_run, extra):
-    from bridge.cli import load_fit_run, main
+    from bridge.cli import main
+    from bridge.fit_run import load_fit_run
 
     out = fit_run / ("out" + "".join(extra))
     args = ["likelihood", "--run", str(fit_run / "run"), "--data", str(fit_run / "x.npy"), "--out", str(out)]

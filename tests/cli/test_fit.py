@@ -1,4 +1,4 @@
-"""The `bridge` command line: a tiny end-to-end fit, and one-line errors on bad input."""
+"""`bridge fit`: a tiny end-to-end fit, its checkpoint read back, and one-line errors on bad input."""
 
 import json
 import os
@@ -13,6 +13,9 @@ import torch
 
 from bridge.checkpoint import load_checkpoint
 from bridge.cli import main
+from bridge.fit_run import load_fit_run
+
+from .helpers import assert_one_line, main_error, run_process
 
 TINY = [
     "--steps",
@@ -33,13 +36,6 @@ TINY = [
 ]
 
 
-def _run(args, **kw):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, env=env, timeout=300, **kw
-    )
-
-
 def test_fit_end_to_end(tmp_path):
     out = tmp_path / "run"
     assert main(["fit", "--out", str(out), *TINY]) == 0
@@ -53,7 +49,6 @@ def test_fit_end_to_end(tmp_path):
     state, meta = load_checkpoint(out / "checkpoint.pt")
     assert set(state) == {"b", "s"} and meta["fields"] == ["b", "s"] and meta["train"]["steps"] == 30
     # the run reloads (tensors + JSON only) into fields that reproduce the ODE samples
-    from bridge.cli import load_fit_run
     from bridge.samplers import Heun, sample_ode
 
     fields, meta2 = load_fit_run(out)
@@ -108,7 +103,7 @@ def test_bad_arguments_one_line_error(tmp_path, capsys, extra, message):
     except SystemExit as exc:  # argparse-level errors
         rc = exc.code
     err = capsys.readouterr().err.strip()
-    assert rc != 0
+    assert rc == 2
     assert message in err, err
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
@@ -124,6 +119,15 @@ def _bad_files(tmp):
     return {"nan.npy": "NaN", "d3.npy": "dimension", "empty.csv": "empty", "rank3.npy": "rank"}
 
 
+def test_bad_files_one_line_error(tmp_path, capsys):
+    """In-process: exit status 2 and one line naming the file and what is wrong with it."""
+    for fname, word in _bad_files(tmp_path).items():
+        rc, err = main_error(["fit", "--source", str(tmp_path / fname), "--out", str(tmp_path / "o"), *TINY], capsys)
+        assert_one_line(rc, err, word)
+        assert fname in err
+
+
+@pytest.mark.slow
 def test_bad_files_one_line_error_subprocess(tmp_path):
     """Run as a real process: non-zero exit, one line on stderr, no traceback, nothing clobbered."""
     cases = _bad_files(tmp_path)
@@ -131,7 +135,7 @@ def test_bad_files_one_line_error_subprocess(tmp_path):
     keep.parent.mkdir()
     keep.write_text("{}")  # an earlier result must survive a failed run
     for fname, word in cases.items():
-        r = _run(["fit", "--source", str(tmp_path / fname), "--out", str(tmp_path / "o"), *TINY])
+        r = run_process(["fit", "--source", str(tmp_path / fname), "--out", str(tmp_path / "o"), *TINY])
         err = r.stderr.strip()
         assert r.returncode == 2, (fname, err)
         assert len(err.splitlines()) == 1, err
@@ -142,7 +146,7 @@ def test_bad_files_one_line_error_subprocess(tmp_path):
 def test_out_is_a_file(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
-    r = _run(["fit", "--out", str(f), *TINY])
+    r = run_process(["fit", "--out", str(f), *TINY])
     assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -153,7 +157,7 @@ def test_console_script_matches_python_m():
     if script is None or str(script) == "/usr/sbin/bridge":
         pytest.skip("bridge console script not installed in this environment")
     a = subprocess.run([str(script), "fit", "--help"], capture_output=True, text=True, timeout=120)
-    b = _run(["fit", "--help"])
+    b = run_process(["fit", "--help"])
     assert a.returncode == b.returncode == 0
     assert a.stdout == b.stdout and "--source" in a.stdout
 

@@ -1,0 +1,78 @@
+"""Helpers the subcommands share: progress lines, the output directory, the device, the data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from torch import Tensor
+
+from ..data import DATASETS
+from .errors import UsageError, user_input
+
+__all__ = ["DATA_HELP", "Split", "load_pair", "log", "prepare_out", "recorded_arguments", "require_device"]
+
+#: What a data argument accepts (the names are :data:`bridge.data.DATASETS`).
+DATA_HELP = f"built-in data set ({', '.join(DATASETS)}) or .npy/.npz/.csv file of shape (n, d)"
+
+
+def log(args, msg: str) -> None:
+    """A progress line on stderr, unless ``--quiet``."""
+    if not args.quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def recorded_arguments(args) -> dict:
+    """The command's options as its JSON record keeps them (not the subcommand, not ``--traceback``)."""
+    return {k: v for k, v in vars(args).items() if k not in ("command", "traceback")}
+
+
+def require_device(device: str) -> None:
+    """Refuse ``--device cuda`` where torch sees no CUDA device."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: cuda requested but torch reports no CUDA device")
+
+
+def prepare_out(path: str) -> Path:
+    """The output directory ``path``, created if needed."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a directory")
+    with user_input(OSError):
+        out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class Split(NamedTuple):
+    """Source and target samples, each split into training and held-out rows."""
+
+    x0_train: Tensor
+    x0_test: Tensor
+    x1_train: Tensor
+    x1_test: Tensor
+
+
+def load_pair(source: str, target: str, n_train: int, n_test: int, gen) -> Split:
+    """Source and target samples (built-in names or files), each split into train and held-out rows.
+
+    A built-in set is drawn at ``n_train + n_test`` rows; from a file at most a quarter of the
+    rows is held out.
+    """
+    from ..data import check_same_dim, resolve_samples, split_train_test
+
+    n_total = n_train + n_test
+    with user_input():
+        x0 = resolve_samples(source, n_total, generator=gen)
+        x1 = resolve_samples(target, n_total, generator=gen)
+        check_same_dim(x0, x1, names=(f"--source {source}", f"--target {target}"))
+    for name, x in (("--source", x0), ("--target", x1)):
+        if x.shape[0] < 4:
+            raise UsageError(f"{name}: need at least 4 samples to hold some out for testing, got {x.shape[0]}")
+    n_test0 = n_test if source in DATASETS else min(n_test, x0.shape[0] // 4)
+    n_test1 = n_test if target in DATASETS else min(n_test, x1.shape[0] // 4)
+    x0_tr, x0_te = split_train_test(x0, n_test0, generator=gen)
+    x1_tr, x1_te = split_train_test(x1, n_test1, generator=gen)
+    return Split(x0_tr, x0_te, x1_tr, x1_te)

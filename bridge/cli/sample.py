@@ -1,0 +1,150 @@
+"""``bridge sample``: the learned coupling of a solved bridge, sampled at given points.
+
+``bridge sample --run RUN_DIR --source X0.npy --per-point K --out Y.npy`` draws K forward-SDE
+samples of x1 for each row of X0 (:meth:`bridge.sb.BridgeResult.sample`) and writes them as a
+float32 array ``(n, K, d)``, in chunks and atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .args import positive_int
+from .common import log, require_device
+from .errors import UsageError, user_input
+
+__all__ = ["SAMPLE_CHUNK", "add_parser", "run"]
+
+#: SDE trajectories integrated at once (rows x samples per row).
+SAMPLE_CHUNK = 65536
+#: Seconds between progress lines.
+PROGRESS_EVERY = 5.0
+
+
+def add_parser(sub, parents=()) -> None:
+    """The ``sample`` subcommand and its options."""
+    p = sub.add_parser(
+        "sample",
+        parents=list(parents),
+        help="sample the learned coupling of a `bridge solve` run",
+        description="K forward-SDE samples of x1 for each row of X0 from a solved bridge (RUN_DIR/bridge.pt), "
+        "written as a float32 array of shape (n, K, d) to Y.npy (atomically).",
+    )
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="directory of a `bridge solve` run")
+    p.add_argument(
+        "--source", required=True, metavar="X0.npy", help="starting points x0: .npy/.npz/.csv file of shape (n, d)"
+    )
+    p.add_argument(
+        "--per-point", required=True, type=positive_int, metavar="K", help="samples of x1 per row of the source"
+    )
+    p.add_argument("--out", required=True, metavar="Y.npy", help="output .npy file (float32, shape (n, K, d))")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2 (default 500)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run(args) -> int:
+    """``bridge sample``: load the bridge and the points, sample in chunks, write ``Y.npy``."""
+    import torch
+
+    require_device(args.device)
+    out = _check_paths(args)
+    device = torch.device(args.device)
+    res, x0 = _load(args, device)
+    n, k, d = x0.shape[0], args.per_point, res.dim
+    t_start = time.perf_counter()
+    log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
+    with user_input(OSError):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device, t_start))
+    log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
+    return 0
+
+
+def _check_paths(args) -> Path:
+    """``--run`` a solve run directory, ``--out`` the path of a .npy file; returns ``--out``."""
+    run = Path(args.run)
+    if not run.is_dir():
+        raise UsageError(f"--run: {run} is not a directory")
+    if not (run / "bridge.pt").is_file():
+        raise UsageError(f"--run: {run} has no bridge.pt (not a finished `bridge solve` run)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out: {out} is a directory; expected the path of a .npy file")
+    if out.suffix.lower() != ".npy":
+        raise UsageError(f"--out: expected a file name ending in .npy, got {str(out)!r}")
+    return out
+
+
+def _load(args, device):
+    """The run's :class:`~bridge.sb.BridgeResult` and the starting points, of its dimension."""
+    from ..data import load_samples
+    from ..sb import BridgeResult
+
+    with user_input():
+        res = BridgeResult.load(Path(args.run) / "bridge.pt", map_location=device)
+        x0 = load_samples(args.source)
+    if x0.shape[1] != res.dim:
+        raise UsageError(
+            f"--source: {args.source} has dimension {x0.shape[1]} but the run's bridge has dimension {res.dim}"
+        )
+    return res, x0
+
+
+def _fill(args, res, x0, arr, gen, device, t_start: float) -> None:
+    """Sample into ``arr[i, j]`` in chunks of at most :data:`SAMPLE_CHUNK` trajectories."""
+    n, k = x0.shape[0], args.per_point
+    dtype = next(res.drift_net.parameters()).dtype
+    rows = max(1, SAMPLE_CHUNK // k)
+    k_chunk = min(k, SAMPLE_CHUNK)
+    last = time.perf_counter()
+    for i in range(0, n, rows):
+        xb = x0[i : i + rows].to(device=device, dtype=dtype)
+        for j in range(0, k, k_chunk):
+            kk = min(k_chunk, k - j)
+            try:
+                y = res.sample(xb, per_point=kk, steps=args.steps, generator=gen)
+            except FloatingPointError as exc:
+                raise UsageError(f"--steps: the SDE diverged ({exc}); try more --steps") from None
+            arr[i : i + xb.shape[0], j : j + kk] = y.detach().cpu().float().numpy()
+        done = min(i + rows, n)
+        if done == n or time.perf_counter() - last > PROGRESS_EVERY:
+            last = time.perf_counter()
+            log(args, f"[sample] {done}/{n} points, {last - t_start:.1f}s")
+
+
+def _write_npy_atomic(path: Path, shape, fill) -> None:
+    """Create ``path`` as a float32 ``.npy`` of ``shape`` filled by ``fill(array)``, atomically.
+
+    The array is a memory map on a temporary file next to ``path`` (memory stays bounded),
+    moved into place with ``os.replace`` only when ``fill`` returns; on any error the temporary
+    file is removed and ``path`` is untouched.
+    """
+    import os
+
+    import numpy as np
+
+    from ..checkpoint import make_temp_beside
+
+    tmp = make_temp_beside(path)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(shape))
+        fill(arr)
+        arr.flush()
+        del arr
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

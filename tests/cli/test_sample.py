@@ -1,0 +1,91 @@
+"""`bridge sample`: K samples per point as float32 (n, K, d), in bounded chunks, atomically, and
+one-line errors that leave earlier files alone."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import bridge.cli.sample
+from bridge.checkpoint import CheckpointError
+from bridge.cli import main
+from bridge.sb import BridgeResult
+
+from .helpers import assert_one_line, bad_files, main_error
+
+
+def test_sample_writes_float32_n_k_d(run_dir, tmp_path):
+    x0 = np.random.default_rng(0).normal(size=(7, 2))
+    np.save(tmp_path / "x0.npy", x0)
+    args = ["sample", "--run", str(run_dir), "--source", str(tmp_path / "x0.npy"), "--per-point", "3", "--steps", "8"]
+    assert main([*args, "--out", str(tmp_path / "y.npy"), "--quiet"]) == 0
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.float32 and y.shape == (7, 3, 2) and np.isfinite(y).all()
+    # the same seed gives the same samples; what bridge sample writes is BridgeResult.sample's output
+    assert main([*args, "--out", str(tmp_path / "y2.npy"), "--quiet"]) == 0
+    np.testing.assert_array_equal(y, np.load(tmp_path / "y2.npy"))
+    res = BridgeResult.load(run_dir / "bridge.pt")
+    ref = res.sample(torch.from_numpy(x0).float(), per_point=3, steps=8, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(y, ref.numpy())
+
+
+def test_sample_chunks_rows_and_samples(run_dir, tmp_path, monkeypatch):
+    """Memory stays bounded: with a tiny chunk the result has the same shape and is finite."""
+    monkeypatch.setattr(bridge.cli.sample, "SAMPLE_CHUNK", 4)
+    np.save(tmp_path / "x0.npy", np.zeros((5, 2)))
+    args = ["sample", "--run", str(run_dir), "--source", str(tmp_path / "x0.npy"), "--per-point", "6"]
+    assert main([*args, "--out", str(tmp_path / "y.npy"), "--steps", "4", "--quiet"]) == 0
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (5, 6, 2) and np.isfinite(y).all() and len(np.unique(y[:, :, 0])) == 30
+
+
+def test_sample_bad_input_one_line_and_nothing_clobbered(run_dir, tmp_path, capsys, monkeypatch):
+    bad_files(tmp_path)
+    np.save(tmp_path / "x0.npy", np.zeros((4, 2)))
+    keep = tmp_path / "y.npy"
+    keep.write_bytes(b"earlier result")
+    (tmp_path / "empty_run").mkdir()
+    base = {"--run": str(run_dir), "--source": str(tmp_path / "x0.npy"), "--per-point": "2", "--out": str(keep)}
+    cases = [
+        ({"--run": str(tmp_path / "missing")}, "not a directory"),
+        ({"--run": str(tmp_path / "empty_run")}, "bridge.pt"),
+        ({"--source": str(tmp_path / "d3.npy")}, "dimension"),
+        ({"--source": str(tmp_path / "nan.npy")}, "NaN"),
+        ({"--per-point": "0"}, "--per-point"),
+        ({"--out": str(tmp_path)}, "is a directory"),
+        ({"--out": str(tmp_path / "y.txt")}, ".npy"),
+    ]
+    for change, word in cases:
+        opts = {**base, **change}
+        rc, err = main_error(["sample", *[a for kv in opts.items() for a in kv], "--steps", "4", "--quiet"], capsys)
+        assert_one_line(rc, err, word)
+
+    # a failure while sampling (here: a diverging SDE) leaves the earlier file and no temporary file
+    def diverge(self, *a, **k):
+        raise FloatingPointError("NaN/Inf at t=0.5")
+
+    monkeypatch.setattr(BridgeResult, "sample", diverge)
+    opts = [a for kv in base.items() for a in kv]
+    rc, err = main_error(["sample", *opts, "--steps", "4", "--quiet"], capsys)
+    assert_one_line(rc, err, "diverged")
+    assert keep.read_bytes() == b"earlier result"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_load_refuses_pickled_objects(tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    run = tmp_path / "run"
+    run.mkdir()
+    payload = {"format": "bridge-checkpoint-v1", "meta_json": '{"kind": "bridge-result"}', "state": {}, "x": Evil()}
+    torch.save(payload, run / "bridge.pt")
+    with pytest.raises(CheckpointError, match="not a loadable"):
+        BridgeResult.load(run / "bridge.pt")
+    np.save(tmp_path / "x0.npy", np.zeros((3, 2)))
+    args = ["sample", "--run", str(run), "--source", str(tmp_path / "x0.npy"), "--per-point", "1"]
+    rc, err = main_error([*args, "--out", str(tmp_path / "y.npy")], capsys)
+    assert_one_line(rc, err, "not a loadable")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "y.npy").exists()
