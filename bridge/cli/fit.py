@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..fit_run import FIT_CHECKPOINT, FIT_RUN_KIND
 from ..interpolants import GAMMAS, INTERPOLANTS, make_interpolant
+from ..models.mlp import ACTIVATIONS
 from ..train import FIELD_SETS
 from .args import eps_list, positive_float, positive_int
 from .common import DATA_HELP, load_pair, log, prepare_out, recorded_arguments, require_device
@@ -66,7 +67,7 @@ def add_parser(sub, parents=()) -> None:
     f.add_argument("--lr", type=positive_float, default=3e-3, help="peak Adam learning rate (cosine decay)")
     f.add_argument("--hidden", type=positive_int, default=128)
     f.add_argument("--depth", type=positive_int, default=4, help="hidden layers per network")
-    f.add_argument("--activation", default="relu", choices=("relu", "silu", "gelu", "tanh"))
+    f.add_argument("--activation", default="relu", choices=tuple(ACTIVATIONS))
     f.add_argument("--n-train", type=positive_int, default=20000, help="samples drawn from a built-in data set")
     f.add_argument("--n-test", type=positive_int, default=4000, help="held-out samples for the metrics")
     f.add_argument(

@@ -13,7 +13,8 @@ import platform
 import time
 from pathlib import Path
 
-from ..samplers.registry import ODE_SOLVERS, SDE_SOLVERS
+from ..likelihood.divergence import PROBE_DISTRIBUTIONS
+from ..samplers import ODE_SOLVERS, SDE_SOLVERS
 from .args import positive_float, positive_int
 from .common import log, prepare_out, require_device
 from .errors import UsageError, user_input
@@ -69,7 +70,7 @@ def _add_estimator_options(p) -> None:
     )
     p.add_argument("--divergence", default="exact", choices=("exact", "hutchinson"))
     p.add_argument("--probes", type=positive_int, default=4, help="Hutchinson probes per point (default 4)")
-    p.add_argument("--distribution", default="rademacher", choices=("rademacher", "gaussian"), help="probe law")
+    p.add_argument("--distribution", default="rademacher", choices=PROBE_DISTRIBUTIONS, help="probe law")
     p.add_argument("--paths", type=positive_int, default=16, help="SDE paths per point (default 16)")
     p.add_argument(
         "--eps",

@@ -20,7 +20,7 @@ from .errors import UsageError, user_input
 
 __all__ = ["CHECKPOINT_EVERY", "CLI_COUPLINGS", "RUN_FILES", "add_parser", "run"]
 
-#: The run directory of `bridge solve` (README "Solving a bridge").
+#: The run directory of `bridge solve` (docs/commands.md).
 RUN_FILES = {
     "run.json": "the inputs: data, eps, seed, training-data fingerprint (checked on resume)",
     "state.pt": "training state, written every 30 s and at the end; a rerun with the same --out resumes from it",
@@ -368,8 +368,6 @@ def _evaluate(args, res, data, out: Path, device):
 
 def _write_report(args, session: _Session, res, ev, figures) -> None:
     """``report.json``: the problem, the checks, the training record, timings and versions."""
-    import dataclasses
-
     from ..checkpoint import atomic_write_text
     from ..sb.report import jsonable, package_versions
 
@@ -390,7 +388,8 @@ def _write_report(args, session: _Session, res, ev, figures) -> None:
             "resumed": session.resuming,
             "resume_log": session.resume_lines[0] if session.resume_lines else None,
             "coupling": res.coupling,
-            "config": dataclasses.asdict(session.cfg),
+            "config": res.config.to_dict(),  # the settings used, every "auto" resolved
+            "auto_choices": res.choices,  # why each "auto" setting was resolved as it was
             "history": res.history,
             "validation": res.validation,
         },

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Exact", "Hutchinson", "DivergenceResult", "divergence", "DEFAULT_MAX_ROWS"]
+__all__ = ["Exact", "Hutchinson", "DivergenceResult", "divergence", "DEFAULT_MAX_ROWS", "PROBE_DISTRIBUTIONS"]
 
 Field = Callable[[Tensor, Tensor], Tensor]
 
@@ -34,7 +34,8 @@ Field = Callable[[Tensor, Tensor], Tensor]
 #: keeps the activations of one pass near 100 MB in float32; lower it for wide networks.
 DEFAULT_MAX_ROWS = 2**16
 
-_DISTRIBUTIONS = ("rademacher", "gaussian")
+#: The laws of Hutchinson's probe vectors.
+PROBE_DISTRIBUTIONS = ("rademacher", "gaussian")
 
 
 def _check_max_rows(max_rows) -> int:
@@ -151,8 +152,8 @@ class Hutchinson(DivergenceEstimator):
     def __init__(self, probes: int = 1, *, distribution: str = "rademacher", max_rows: int = DEFAULT_MAX_ROWS):
         if isinstance(probes, bool) or not isinstance(probes, numbers.Integral) or probes < 1:
             raise ValueError(f"probes: expected a positive integer, got {probes!r}")
-        if distribution not in _DISTRIBUTIONS:
-            raise ValueError(f"distribution: expected one of {', '.join(_DISTRIBUTIONS)}, got {distribution!r}")
+        if distribution not in PROBE_DISTRIBUTIONS:
+            raise ValueError(f"distribution: expected one of {', '.join(PROBE_DISTRIBUTIONS)}, got {distribution!r}")
         self.probes, self.distribution = int(probes), distribution
         self.max_rows = _check_max_rows(max_rows)
 

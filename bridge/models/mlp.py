@@ -12,9 +12,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TimeEmbedding", "MLP"]
+__all__ = ["ACTIVATIONS", "TimeEmbedding", "MLP"]
 
-_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+#: The hidden layers' activations by name.
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 class TimeEmbedding(nn.Module):
@@ -82,8 +83,8 @@ class MLP(nn.Module):
         for name, val, lo in (("dim", dim, 1), ("hidden", hidden, 1), ("depth", depth, 1)):
             if not isinstance(val, int) or isinstance(val, bool) or val < lo:
                 raise ValueError(f"{name}: expected an int >= {lo}, got {val!r}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.config = dict(
             dim=dim,
             hidden=hidden,
@@ -93,7 +94,7 @@ class MLP(nn.Module):
             out_dim=out_dim if out_dim is not None else dim,
         )
         self.embed = TimeEmbedding(frequencies)
-        act = _ACTIVATIONS[activation]
+        act = ACTIVATIONS[activation]
         # with a generator, layers are created without drawing from the global RNG (meta
         # device), then filled from the generator
         kw = {"device": "meta"} if generator is not None else {}

@@ -1,6 +1,7 @@
 """ODE and SDE samplers for the generative processes of docs/math.md §3; each solver declares its order."""
 
 from .ode import RK4, RK45, Euler, Heun, ODEResult, sample_ode
+from .registry import ODE_SOLVERS, SDE_SOLVERS
 from .sde import EulerMaruyama, SDEResult, StochasticHeun, sample_sde
 
 __all__ = [
@@ -14,4 +15,6 @@ __all__ = [
     "StochasticHeun",
     "SDEResult",
     "sample_sde",
+    "ODE_SOLVERS",
+    "SDE_SOLVERS",
 ]

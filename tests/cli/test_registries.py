@@ -10,7 +10,9 @@ from bridge.cli import build_parser
 from bridge.cli.solve import CLI_COUPLINGS
 from bridge.data import DATASETS
 from bridge.interpolants import GAMMAS, INTERPOLANTS, make_interpolant
-from bridge.samplers.registry import ODE_SOLVERS, SDE_SOLVERS
+from bridge.likelihood.divergence import PROBE_DISTRIBUTIONS
+from bridge.models.mlp import ACTIVATIONS
+from bridge.samplers import ODE_SOLVERS, SDE_SOLVERS
 from bridge.train import FIELD_SETS
 
 
@@ -25,6 +27,8 @@ def _option(command, option):
     [
         ("fit", "--interpolant", INTERPOLANTS),
         ("fit", "--gamma", GAMMAS),
+        ("fit", "--activation", ACTIVATIONS),
+        ("likelihood", "--distribution", PROBE_DISTRIBUTIONS),
         ("solve", "--drift-form", sb.DRIFT_FORMS),
         ("solve", "--interpolant", sb.INTERPOLANTS),
     ],
