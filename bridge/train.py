@@ -31,6 +31,7 @@ from .fields import Fields
 from .interpolants.base import Interpolant
 from .losses import FULL_T_RANGE, SCORE_T_RANGE, loss_b, loss_eta, loss_s, loss_v, sample_times
 from .models import MLP
+from .threads import DEFAULT_THREADS, check_threads, torch_threads
 
 __all__ = ["FIELD_SETS", "TrainResult", "train_fields", "check_field_set"]
 
@@ -135,6 +136,7 @@ def train_fields(
     log_every: int = 250,
     progress: Callable[[str], None] | None = None,
     models: dict[str, nn.Module] | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> TrainResult:
     r"""Train the chosen fields of ``interp`` by minimising their quadratic losses (docs/math.md §2).
 
@@ -161,49 +163,53 @@ def train_fields(
         log_every: progress line every this many steps (0: silent).
         progress: where progress lines go (default: print to stderr).
         models: optional pre-built networks by field name (e.g. to continue training).
+        threads: torch intra-op threads while training, restored afterwards (None: torch's
+            setting; :mod:`bridge.threads` says why one).
 
     Returns:
         :class:`TrainResult`.
     """
-    fields = check_field_set(fields, interp)
-    _check_options(steps=steps, time_budget=time_budget, batch_size=batch_size, lr=lr, ema=ema)
-    draw0, d0, dtype, device = _as_sampler(x0, "x0")
-    draw1, d1, _, _ = _as_sampler(x1, "x1")
-    if d0 != d1:
-        raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
-    say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    check_threads(threads)
+    with torch_threads(threads):
+        fields = check_field_set(fields, interp)
+        _check_options(steps=steps, time_budget=time_budget, batch_size=batch_size, lr=lr, ema=ema)
+        draw0, d0, dtype, device = _as_sampler(x0, "x0")
+        draw1, d1, _, _ = _as_sampler(x1, "x1")
+        if d0 != d1:
+            raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
+        say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    if models is None:
-        models = _new_models(
-            fields, d0, hidden=hidden, depth=depth, activation=activation, dtype=dtype, device=device, generator=gen
-        )
-    elif set(models) != set(fields):
-        raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
-    opt = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=lr)
-    averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
-    batches = _Batches(draw0, draw1, batch_size, t_range, score_t_range, dtype, device, gen)
-    log = _LossLog(fields, steps)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        if models is None:
+            models = _new_models(
+                fields, d0, hidden=hidden, depth=depth, activation=activation, dtype=dtype, device=device, generator=gen
+            )
+        elif set(models) != set(fields):
+            raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
+        opt = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=lr)
+        averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
+        batches = _Batches(draw0, draw1, batch_size, t_range, score_t_range, dtype, device, gen)
+        log = _LossLog(fields, steps)
 
-    start = time.perf_counter()
-    stopped_by, step = "steps", 0
-    for step in range(1, steps + 1):
-        elapsed = time.perf_counter() - start
-        if time_budget is not None and elapsed >= time_budget:
-            stopped_by, step = "time_budget", step - 1
-            break
-        cur_lr = _cosine_lr(lr, step, steps, elapsed, time_budget)
-        for grp in opt.param_groups:
-            grp["lr"] = cur_lr
-        losses = _field_losses(models, fields, interp, batches.draw(), antithetic=antithetic)
-        _descend(opt, losses, models, averaged, ema=ema, step=step)
-        log.add(losses)
-        if log_every and (step % log_every == 0 or step == 1):
-            say(log.record(step, time.perf_counter() - start, cur_lr))
-    wall = time.perf_counter() - start
-    final = averaged if averaged is not None else models
-    fl = _trained_fields(interp, final, batches)
-    return TrainResult(models=final, fields=fl, history=log.history, steps=step, wall_s=wall, stopped_by=stopped_by)
+        start = time.perf_counter()
+        stopped_by, step = "steps", 0
+        for step in range(1, steps + 1):
+            elapsed = time.perf_counter() - start
+            if time_budget is not None and elapsed >= time_budget:
+                stopped_by, step = "time_budget", step - 1
+                break
+            cur_lr = _cosine_lr(lr, step, steps, elapsed, time_budget)
+            for grp in opt.param_groups:
+                grp["lr"] = cur_lr
+            losses = _field_losses(models, fields, interp, batches.draw(), antithetic=antithetic)
+            _descend(opt, losses, models, averaged, ema=ema, step=step)
+            log.add(losses)
+            if log_every and (step % log_every == 0 or step == 1):
+                say(log.record(step, time.perf_counter() - start, cur_lr))
+        wall = time.perf_counter() - start
+        final = averaged if averaged is not None else models
+        fl = _trained_fields(interp, final, batches)
+        return TrainResult(models=final, fields=fl, history=log.history, steps=step, wall_s=wall, stopped_by=stopped_by)
 
 
 def _check_options(*, steps, time_budget, batch_size, lr, ema) -> None:

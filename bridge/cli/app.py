@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..threads import DEFAULT_THREADS, torch_threads
 from . import fit, likelihood, sample, solve
-from .args import OneLineParser
+from .args import OneLineParser, positive_int
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, report_error, traceback_requested
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -29,6 +30,14 @@ def _global_options() -> argparse.ArgumentParser:
         action="store_true",
         default=argparse.SUPPRESS,
         help="on an error, print the full Python traceback (also: environment BRIDGE_TRACEBACK=1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help=f"torch CPU threads for the whole command (default {DEFAULT_THREADS}: small networks gain little "
+        "from more, and processes sharing the cores slow each other down; see bridge.threads)",
     )
     return p
 
@@ -52,7 +61,8 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     prog = f"bridge {args.command}"
     try:
-        return COMMANDS[args.command].run(args)
+        with torch_threads(getattr(args, "threads", DEFAULT_THREADS)):
+            return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -174,6 +174,7 @@ def _train(args, interp, fields, data, device):
         seed=args.seed,
         log_every=0 if args.quiet else max(1, args.steps // 10),
         progress=lambda m: log(args, m),
+        threads=None,  # the command's --threads, set for the whole command by bridge.cli.app
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sb import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
+from ..threads import DEFAULT_THREADS
 from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds
 from .common import DATA_HELP, load_pair, log, recorded_arguments, require_device
 from .errors import UsageError, user_input
@@ -191,7 +192,7 @@ def sb_config(args) -> SBConfig:
     if "gradient_drift" in given:
         given["gradient_drift"] = GRADIENT_DRIFT[given["gradient_drift"]]
     with user_input():
-        return SBConfig(seed=args.seed, **given)
+        return SBConfig(seed=args.seed, threads=getattr(args, "threads", DEFAULT_THREADS), **given)
 
 
 def _fingerprint(*xs) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from ..threads import DEFAULT_THREADS
+
 __all__ = ["COUPLINGS", "DRIFT_FORMS", "INTERPOLANTS", "SBConfig"]
 
 #: How training pairs ``(x0, x1)`` are drawn (:mod:`bridge.sb.couplings`); ``"auto"`` is resolved
@@ -45,7 +47,8 @@ class SBConfig:
         time_budget: wall-clock cap on training in seconds (None: none).
         log_every: a progress line every this many outer steps (0: silent).
         seed: seeds the networks' initialisation and every Monte-Carlo draw.
-        threads: torch intra-op threads while solving, restored afterwards (None: torch's setting).
+        threads: torch intra-op threads while solving, restored afterwards (None: torch's setting;
+            :mod:`bridge.threads` says why one).
         drift_form: how the drift is parametrised, one of :data:`DRIFT_FORMS` (docs/math.md §5).
         coupling: how pairs are drawn, one of :data:`COUPLINGS` (docs/math.md §5).
         plan_size: points per side of each fixed Sinkhorn plan, and of ``"auto"``'s first plan.
@@ -90,7 +93,7 @@ class SBConfig:
     time_budget: float | None = None
     log_every: int = 200
     seed: int = 0
-    threads: int | None = 1
+    threads: int | None = DEFAULT_THREADS
     drift_form: str = "w,eta"
     coupling: str = "auto"
     plan_size: int = 2048

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import save_checkpoint
 from ..losses import sample_times
+from ..threads import torch_threads
 from ..train import ema_update
 from .auto import AutoChoices
 from .config import SBConfig
@@ -102,13 +103,8 @@ def solve_bridge(
         raise TypeError(f"config: expected an SBConfig, got {type(cfg).__name__}")
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    before = torch.get_num_threads()
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _solve(x0, x1, eps, interpolant, cfg, say, ckpt, checkpoint_every, resume)
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
