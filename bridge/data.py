@@ -1,12 +1,13 @@
-r"""Data: built-in 2-D data sets, sample-file loaders and input validation.
+r"""Data: built-in data sets, sample-file loaders and input validation.
 
 Built-in data sets, each ``fn(n, *, generator=None, dtype=torch.float32) -> Tensor (n, 2)``
-with i.i.d. rows (conventions of FFJORD's ``toy_data.py``, Grathwohl et al. 2019, unless stated):
+with i.i.d. rows (conventions of FFJORD's ``toy_data.py``, Grathwohl et al. 2019, unless stated);
+``gaussian`` alone takes a dimension (``gaussian(n, dim=D)``, by name ``gaussian:D``):
 
 ============== ====================================================================== ============
 name           law                                                                    support
 ============== ====================================================================== ============
-gaussian       :math:`N(0, I_2)`                                                      R^2
+gaussian       :math:`N(0, I_D)`, D = 2 unless ``gaussian:D`` or ``dim=D``            R^D
 checkerboard   uniform on the 8 dark squares (side 2) of a 4x4 board on [-4, 4]^2     [-4, 4]^2
 8gaussians     equal mixture of N(c_k, 0.5^2/2 I), c_k = 2 sqrt2 (cos k pi/4, sin ..) R^2
 moons          two interleaving half circles of radius 2, N(0, 0.2^2 I) noise, centred R^2
@@ -15,9 +16,11 @@ rings          4 concentric circles of radii 0.75, 1.5, 2.25, 3, N(0, 0.08^2 I) 
 ============== ====================================================================== ============
 
 :data:`DATASETS` maps these names to the functions (the CLI's table); :func:`make_dataset`
-looks one up. :func:`load_samples` reads ``.npy``/``.npz``/``.csv`` files (never unpickling),
-:func:`resolve_samples` accepts either a built-in name or a file, and :func:`check_same_dim`,
-:func:`split_train_test` are small helpers for the command line and scripts.
+looks one up (``gaussian:D`` included, :func:`parse_builtin` reads such names). :func:`load_samples`
+reads ``.npy``/``.npz``/``.csv`` files (never unpickling), :func:`resolve_samples` accepts either a
+built-in name or a file, :func:`resolve_pair` a source and a target (a plain ``gaussian`` takes the
+other side's dimension), and :func:`check_same_dim`, :func:`split_train_test` are small helpers for
+the command line and scripts.
 
 Example:
     >>> import torch
@@ -46,9 +49,13 @@ __all__ = [
     "spirals",
     "rings",
     "DATASETS",
+    "Builtin",
+    "parse_builtin",
+    "is_standard_normal",
     "make_dataset",
     "load_samples",
     "resolve_samples",
+    "resolve_pair",
     "check_same_dim",
     "split_train_test",
     "TrainTestSplit",
@@ -56,10 +63,12 @@ __all__ = [
 
 SUPPORTED_EXTENSIONS = (".npy", ".npz", ".csv")
 NPZ_KEYS = ("x", "samples", "arr_0")
+#: The dimension of every built-in data set but ``gaussian``, and of a ``gaussian`` given none.
+BUILTIN_DIM = 2
 
 
 # --------------------------------------------------------------------------------------------
-# Built-in 2-D data sets
+# Built-in data sets
 # --------------------------------------------------------------------------------------------
 
 
@@ -75,26 +84,33 @@ def _setup(n, generator: torch.Generator | None, dtype: torch.dtype) -> dict:
     return {"dtype": dtype, "device": device}
 
 
-def gaussian(n: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    r"""Standard normal samples in the plane.
+def gaussian(
+    n: int, *, dim: int = BUILTIN_DIM, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    r"""Standard normal samples in dimension ``dim`` (the plane by default).
 
-    .. math:: x \sim N(0, I_2).
+    .. math:: x \sim N(0, I_D), \qquad \log \rho(x) = -\tfrac12 |x|^2 - \tfrac D2 \log 2\pi.
 
     Args:
         n: number of samples.
+        dim: the dimension D (default 2; by name: ``gaussian:D``).
         generator: source of randomness (its device is the output's device).
         dtype: floating dtype of the output.
 
     Returns:
-        ``(n, 2)`` tensor.
+        ``(n, dim)`` tensor: ``torch.randn(n, dim)`` drawn from ``generator``.
 
     Example:
         >>> import torch
         >>> gaussian(3, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([3, 2])
+        >>> gaussian(3, dim=5).shape
+        torch.Size([3, 5])
     """
     kw = _setup(n, generator, dtype)
-    return torch.randn(n, 2, generator=generator, **kw)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim: expected a positive int, got {dim!r}")
+    return torch.randn(n, int(dim), generator=generator, **kw)
 
 
 def checkerboard(n: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -274,34 +290,99 @@ DATASETS: dict[str, Callable[..., Tensor]] = {
     "spirals": spirals,
     "rings": rings,
 }
-"""Built-in data set names -> generators ``fn(n, *, generator=None, dtype=torch.float32)``."""
+"""Built-in data set names -> generators ``fn(n, *, generator=None, dtype=torch.float32)``
+(``gaussian`` also takes ``dim``; by name ``gaussian:D``, see :func:`parse_builtin`)."""
+
+
+class Builtin(NamedTuple):
+    """A built-in data set name, read by :func:`parse_builtin`: ``name`` a key of :data:`DATASETS`
+    and ``dim`` its dimension, ``None`` for a plain ``gaussian`` (whose dimension the caller chooses)."""
+
+    name: str
+    dim: int | None
+
+
+def parse_builtin(spec) -> Builtin | None:
+    """Read a built-in data set name: ``NAME`` (a key of :data:`DATASETS`) or ``gaussian:D``.
+
+    Args:
+        spec: a data set name or anything else (a file path: then ``None``).
+
+    Returns:
+        :class:`Builtin` ``(name, dim)``: ``dim`` is ``D`` for ``gaussian:D``, ``None`` for a plain
+        ``gaussian`` and 2 for the other sets; ``None`` if ``spec`` names no built-in set.
+
+    Raises:
+        ValueError: ``gaussian:D`` with ``D`` not a positive integer.
+
+    Example:
+        >>> parse_builtin("gaussian:3"), parse_builtin("moons"), parse_builtin("x.npy")
+        (Builtin(name='gaussian', dim=3), Builtin(name='moons', dim=2), None)
+    """
+    if not isinstance(spec, str):
+        return None
+    if spec in DATASETS:
+        return Builtin(spec, None if spec == "gaussian" else BUILTIN_DIM)
+    name, _, dim = spec.partition(":")
+    if name != "gaussian":
+        return None
+    if not (dim.isascii() and dim.isdigit() and int(dim) >= 1):
+        raise ValueError(f"{spec!r}: the D of gaussian:D (N(0, I_D)) must be a positive integer, got {dim!r}")
+    return Builtin("gaussian", int(dim))
+
+
+def is_standard_normal(spec) -> bool:
+    """Whether ``spec`` names the standard normal law (``gaussian`` or ``gaussian:D``), the one
+    built-in set whose density the likelihood estimators take as known.
+
+    Example:
+        >>> is_standard_normal("gaussian:3"), is_standard_normal("moons"), is_standard_normal("x0.npy")
+        (True, False, False)
+    """
+    builtin = parse_builtin(spec)
+    return builtin is not None and builtin.name == "gaussian"
 
 
 def make_dataset(
-    name: str, n: int, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    name: str,
+    n: int,
+    *,
+    dim: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Draw ``n`` samples of the built-in data set ``name`` (a key of :data:`DATASETS`).
+    """Draw ``n`` samples of the built-in data set ``name`` (a key of :data:`DATASETS`, or ``gaussian:D``).
 
     Args:
-        name: one of ``gaussian, checkerboard, 8gaussians, moons, spirals, rings``.
+        name: one of ``gaussian, checkerboard, 8gaussians, moons, spirals, rings``, or
+            ``gaussian:D`` for :math:`N(0, I_D)`.
         n: number of samples.
+        dim: the dimension a plain ``gaussian`` takes (default 2); ``gaussian:D`` and the other
+            sets, which are 2-D, keep their own.
         generator: source of randomness (its device is the output's device).
         dtype: floating dtype of the output.
 
     Returns:
-        ``(n, 2)`` tensor.
+        ``(n, d)`` tensor (``d = 2`` but for ``gaussian``).
 
     Raises:
-        ValueError: ``name`` is not a built-in data set (the message lists the valid names).
+        ValueError: ``name`` is not a built-in data set (the message lists the valid names), or
+            ``gaussian:D`` has a ``D`` that is not a positive integer.
 
     Example:
         >>> import torch
         >>> make_dataset("moons", 5, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([5, 2])
+        >>> make_dataset("gaussian:3", 5).shape
+        torch.Size([5, 3])
     """
-    if name not in DATASETS:
-        raise ValueError(f"name: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    return DATASETS[name](n, generator=generator, dtype=dtype)
+    builtin = parse_builtin(name)
+    if builtin is None:
+        raise ValueError(f"name: unknown data set {name!r}; expected one of {', '.join(DATASETS)} or gaussian:D")
+    if builtin.name == "gaussian":
+        d = builtin.dim if builtin.dim is not None else BUILTIN_DIM if dim is None else dim
+        return gaussian(n, dim=d, generator=generator, dtype=dtype)
+    return DATASETS[builtin.name](n, generator=generator, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,18 +542,20 @@ def resolve_samples(
     spec: str | os.PathLike,
     n: int | None = None,
     *,
+    dim: int | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Samples from a built-in data set name or from a file.
+    """Samples from a built-in data set name (``gaussian:D`` included) or from a file.
 
-    If ``spec`` is a key of :data:`DATASETS`, draw ``n`` samples; otherwise, if it names an
-    existing file, load all of it with :func:`load_samples` (``n`` is then ignored: no
+    If ``spec`` names a built-in set (:func:`parse_builtin`), draw ``n`` samples; otherwise, if it
+    names an existing file, load all of it with :func:`load_samples` (``n`` is then ignored: no
     subsampling). A built-in name wins over a file of the same name in the working directory.
 
     Args:
         spec: data set name or file path.
         n: number of samples for a built-in data set (required there, ignored for files).
+        dim: the dimension a plain ``gaussian`` takes (default 2).
         generator: source of randomness for a built-in data set.
         dtype: floating dtype of the output.
 
@@ -481,23 +564,77 @@ def resolve_samples(
 
     Raises:
         ValueError: ``spec`` is neither a built-in name nor an existing file, ``n`` is missing
-            for a built-in data set, or the file is invalid (see :func:`load_samples`).
+            for a built-in data set, ``gaussian:D`` has a bad ``D``, or the file is invalid (see
+            :func:`load_samples`).
 
     Example:
         >>> import torch
         >>> resolve_samples("rings", 10, generator=torch.Generator().manual_seed(0)).shape
         torch.Size([10, 2])
+        >>> resolve_samples("gaussian", 10, dim=3).shape
+        torch.Size([10, 3])
     """
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"spec: expected a data set name or a file path, got {type(spec).__name__}")
-    if isinstance(spec, str) and spec in DATASETS:
+    if parse_builtin(spec) is not None:
         if n is None:
             raise ValueError(f"n: needed to draw samples from the built-in data set {spec!r}")
-        return make_dataset(spec, n, generator=generator, dtype=dtype)
+        return make_dataset(spec, n, dim=dim, generator=generator, dtype=dtype)
     path = os.fspath(spec)
     if not os.path.isfile(path):
-        raise ValueError(f"{path!r} is neither a built-in data set ({', '.join(DATASETS)}) nor an existing file")
+        name, colon, _ = path.partition(":")
+        hint = f"; only gaussian takes a dimension (gaussian:D), {name} is 2-D" if colon and name in DATASETS else ""
+        raise ValueError(
+            f"{path!r} is neither a built-in data set ({', '.join(DATASETS)}, gaussian:D) nor an existing file{hint}"
+        )
     return load_samples(path, dtype=dtype)
+
+
+def resolve_pair(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    names: tuple[str, str] = ("source", "target"),
+) -> tuple[Tensor, Tensor]:
+    """Source and target samples of one dimension (:func:`resolve_samples` for each).
+
+    A plain ``gaussian`` takes the other side's dimension: a file's, or a built-in set's
+    (``gaussian:D``'s D, 2 for the others); both plain, it is 2-D. Files are read first, then the
+    built-in sets drawn in the order source, target from ``generator``, so that 2-D draws are those
+    of ``resolve_samples(source, n)`` followed by ``resolve_samples(target, n)``.
+
+    Args:
+        source, target: data set names or file paths.
+        n: number of samples of each built-in data set.
+        generator: source of randomness for the built-in data sets.
+        dtype: floating dtype of the outputs.
+        names: how to call the two sides in the error message.
+
+    Returns:
+        ``(x0, x1)``, shapes ``(n0, d)`` and ``(n1, d)``.
+
+    Raises:
+        ValueError: as :func:`resolve_samples`, or the two sides differ in dimension (see
+            :func:`check_same_dim`).
+
+    Example:
+        >>> x0, x1 = resolve_pair("gaussian", "gaussian:3", 10)
+        >>> x0.shape, x1.shape
+        (torch.Size([10, 3]), torch.Size([10, 3]))
+    """
+    specs = (source, target)
+    builtins = [parse_builtin(spec) for spec in specs]
+    files = [resolve_samples(spec, dtype=dtype) if b is None else None for spec, b in zip(specs, builtins)]
+    dims = [x.shape[1] if x is not None else b.dim for x, b in zip(files, builtins)]
+    x0, x1 = [  # in order: the source's draws first
+        x if x is not None else resolve_samples(spec, n, dim=other, generator=generator, dtype=dtype)
+        for spec, x, other in zip(specs, files, dims[::-1])
+    ]
+    check_same_dim(x0, x1, names=names)
+    return x0, x1
 
 
 def check_same_dim(x0: Tensor, x1: Tensor, names: tuple[str, str] = ("source", "target")) -> None:

@@ -26,8 +26,11 @@ from bridge.data import (
     check_same_dim,
     checkerboard,
     eight_gaussians,
+    gaussian,
+    is_standard_normal,
     load_samples,
     make_dataset,
+    resolve_pair,
     resolve_samples,
     rings,
     split_train_test,
@@ -314,6 +317,72 @@ def test_loader_argument_types(tmp_path):
         load_samples(3)
     with pytest.raises(TypeError, match="dtype"):
         load_samples(tmp_path / "x.npy", dtype=torch.int32)
+
+
+# --------------------------------------------------------------------------------------------
+# gaussian in any dimension: gaussian:D, and a plain gaussian taking the other side's dimension
+# --------------------------------------------------------------------------------------------
+
+
+def test_gaussian_in_any_dimension():
+    x = make_dataset("gaussian:3", 4000, generator=gen(), dtype=torch.float64)
+    assert x.shape == (4000, 3)
+    # N(0, I_3): mean 0 and covariance I within 5 standard errors (sd of a mean 1/sqrt(n), of a
+    # covariance entry <= sqrt(2/n))
+    assert (x.mean(0).abs() < 5 / math.sqrt(4000)).all()
+    assert (torch.cov(x.T) - torch.eye(3, dtype=torch.float64)).abs().max() < 5 * math.sqrt(2 / 4000)
+    assert torch.equal(gaussian(7, dim=3, generator=gen(2)), resolve_samples("gaussian:3", 7, generator=gen(2)))
+    assert make_dataset("gaussian", 5, dim=4).shape == (5, 4)  # dim: what a plain gaussian takes
+    assert make_dataset("gaussian:1", 5, dim=4).shape == (5, 1)  # an explicit D wins
+    assert make_dataset("moons", 5, dim=4).shape == (5, 2)  # the other sets are 2-D
+
+
+def test_gaussian_2d_draws_unchanged():
+    """The 2-D default draws exactly what it always drew: torch.randn(n, 2) from the generator."""
+    want = torch.randn(50, 2, generator=gen(1))
+    for x in (gaussian(50, generator=gen(1)), make_dataset("gaussian:2", 50, generator=gen(1))):
+        assert torch.equal(x, want)
+    x0, x1 = resolve_pair("gaussian", "checkerboard", 50, generator=gen(1))
+    g = gen(1)
+    assert torch.equal(x0, torch.randn(50, 2, generator=g)) and torch.equal(x1, checkerboard(50, generator=g))
+
+
+@pytest.mark.parametrize("spec", ["gaussian:0", "gaussian:x", "gaussian:", "gaussian:-1", "gaussian:2.5"])
+def test_gaussian_bad_dimension(spec):
+    with pytest.raises(ValueError, match=r"gaussian:D.*positive integer") as err:
+        make_dataset(spec, 10)
+    assert repr(spec) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="gaussian:D"):
+        resolve_samples(spec, 10)
+
+
+def test_only_gaussian_takes_a_dimension():
+    with pytest.raises(ValueError, match="only gaussian takes a dimension"):
+        resolve_samples("moons:3", 10)
+
+
+def test_plain_gaussian_takes_the_other_sides_dimension(tmp_path):
+    f3 = tmp_path / "x3.npy"
+    np.save(f3, np.random.default_rng(0).normal(size=(20, 3)))
+    x0, x1 = resolve_pair("gaussian", str(f3), 30, generator=gen())
+    assert x0.shape == (30, 3) and x1.shape == (20, 3)
+    x0, x1 = resolve_pair(str(f3), "gaussian", 30, generator=gen())
+    assert x0.shape == (20, 3) and x1.shape == (30, 3)
+    assert resolve_pair("gaussian", "gaussian:4", 5)[0].shape == (5, 4)
+    assert resolve_pair("gaussian", "gaussian", 5)[1].shape == (5, 2)  # both plain: 2-D
+    assert resolve_pair("gaussian", "moons", 5)[0].shape == (5, 2)
+    with pytest.raises(ValueError, match="^source has dimension 2 but target has dimension 3$"):
+        resolve_pair("gaussian:2", str(f3), 5)
+    with pytest.raises(ValueError, match="^--source x has dimension 2 but --target y has dimension 3$"):
+        resolve_pair("moons", str(f3), 5, names=("--source x", "--target y"))
+    assert resolve_samples("gaussian", 6, dim=3).shape == (6, 3)
+
+
+def test_is_standard_normal(tmp_path):
+    assert is_standard_normal("gaussian") and is_standard_normal("gaussian:7")
+    assert not is_standard_normal("moons") and not is_standard_normal(str(tmp_path / "x.npy"))
+    with pytest.raises(ValueError, match="gaussian:D"):
+        is_standard_normal("gaussian:0")
 
 
 # --------------------------------------------------------------------------------------------
