@@ -14,7 +14,10 @@ from .errors import UsageError, user_input
 __all__ = ["DATA_HELP", "Split", "load_pair", "log", "prepare_out", "recorded_arguments", "require_device"]
 
 #: What a data argument accepts (the names are :data:`bridge.data.DATASETS`).
-DATA_HELP = f"built-in data set ({', '.join(DATASETS)}) or .npy/.npz/.csv file of shape (n, d)"
+DATA_HELP = (
+    f"built-in data set ({', '.join(DATASETS)}; gaussian is N(0, I) in the other side's dimension, "
+    "gaussian:D in dimension D) or .npy/.npz/.csv file of shape (n, d)"
+)
 
 
 def log(args, msg: str) -> None:
@@ -58,21 +61,20 @@ class Split(NamedTuple):
 def load_pair(source: str, target: str, n_train: int, n_test: int, gen) -> Split:
     """Source and target samples (built-in names or files), each split into train and held-out rows.
 
-    A built-in set is drawn at ``n_train + n_test`` rows; from a file at most a quarter of the
-    rows is held out.
+    A built-in set is drawn at ``n_train + n_test`` rows (a plain ``gaussian`` in the other side's
+    dimension, :func:`bridge.data.resolve_pair`); from a file at most a quarter of the rows is held out.
     """
-    from ..data import check_same_dim, resolve_samples, split_train_test
+    from ..data import parse_builtin, resolve_pair, split_train_test
 
     n_total = n_train + n_test
     with user_input():
-        x0 = resolve_samples(source, n_total, generator=gen)
-        x1 = resolve_samples(target, n_total, generator=gen)
-        check_same_dim(x0, x1, names=(f"--source {source}", f"--target {target}"))
+        names = (f"--source {source}", f"--target {target}")
+        x0, x1 = resolve_pair(source, target, n_total, generator=gen, names=names)
     for name, x in (("--source", x0), ("--target", x1)):
         if x.shape[0] < 4:
             raise UsageError(f"{name}: need at least 4 samples to hold some out for testing, got {x.shape[0]}")
-    n_test0 = n_test if source in DATASETS else min(n_test, x0.shape[0] // 4)
-    n_test1 = n_test if target in DATASETS else min(n_test, x1.shape[0] // 4)
+    n_test0 = n_test if parse_builtin(source) is not None else min(n_test, x0.shape[0] // 4)
+    n_test1 = n_test if parse_builtin(target) is not None else min(n_test, x1.shape[0] // 4)
     x0_tr, x0_te = split_train_test(x0, n_test0, generator=gen)
     x1_tr, x1_te = split_train_test(x1, n_test1, generator=gen)
     return Split(x0_tr, x0_te, x1_tr, x1_te)

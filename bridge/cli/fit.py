@@ -140,14 +140,17 @@ def run(args) -> int:
 
 def _check_model(args):
     """The interpolant and the field set, checked against each other and against the data."""
+    from ..data import is_standard_normal
     from ..train import check_field_set
 
     interp = make_interpolant(args.interpolant, args.gamma, args.gamma_scale)
     with user_input(ValueError):
         fields = check_field_set(args.fields, interp)
-    if interp.one_sided and args.source != "gaussian":
+        gaussian_source = is_standard_normal(args.source)
+    if interp.one_sided and not gaussian_source:
         raise UsageError(
-            f"--source: a one-sided interpolant uses x0 ~ N(0, I); pass --source gaussian, got {args.source!r}"
+            f"--source: a one-sided interpolant uses x0 ~ N(0, I); pass --source gaussian (or gaussian:D), "
+            f"got {args.source!r}"
         )
     if interp.mirror and args.source != args.target:
         raise UsageError(

@@ -85,6 +85,19 @@ def test_fit_from_files_and_eta(tmp_path):
     assert np.load(out / "samples_sde_eps1.npy").shape[1] == 3
 
 
+def test_fit_gaussian_source_takes_the_targets_dimension(tmp_path):
+    """`--source gaussian` against 3-D data is N(0, I_3), recorded so that likelihoods can rebuild it."""
+    np.save(tmp_path / "x3.npy", np.random.default_rng(0).normal(size=(300, 3)) + 1.0)
+    out = tmp_path / "run"
+    assert main(["fit", "--source", "gaussian", "--target", str(tmp_path / "x3.npy"), "--out", str(out), *TINY]) == 0
+    assert np.load(out / "samples_start.npy").shape == (200, 3)
+    _, meta = load_checkpoint(out / "checkpoint.pt")
+    assert meta["source"] == "gaussian" and meta["dim"] == 3
+    out = tmp_path / "run_d"
+    assert main(["fit", "--source", "gaussian:3", "--target", "gaussian", "--out", str(out), *TINY]) == 0
+    assert np.load(out / "samples_ode.npy").shape == (200, 3)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -94,6 +107,11 @@ def test_fit_from_files_and_eta(tmp_path):
         (["--steps", "0"], "--steps"),
         (["--fields", "b,v"], "fields"),
         (["--interpolant", "one-sided-linear", "--source", "checkerboard"], "one-sided"),
+        (["--source", "gaussian:0"], "gaussian:D"),
+        (["--source", "gaussian:x"], "gaussian:D"),
+        (["--target", "gaussian:0"], "gaussian:D"),
+        (["--interpolant", "one-sided-linear", "--source", "gaussian:x"], "gaussian:D"),
+        (["--source", "gaussian:3", "--target", "moons"], "dimension 3"),
     ],
 )
 def test_bad_arguments_one_line_error(tmp_path, capsys, extra, message):
