@@ -38,10 +38,16 @@ def add_parser(sub, parents=()) -> None:
         description="Per-point negative log-likelihood (nats) of data points under the ODE or SDE model "
         "of a `bridge fit` run, or the SDE of a `bridge solve` run (docs/math.md §4; Feynman-Kac only, since a "
         "solve learns u = b + eps s and not b and s apart). Writes nll.npy, nll_stderr.npy and summary.json to "
-        "OUT. Needs a run whose source has a known density (--source gaussian, N(0, I)).",
+        "OUT. Needs a run whose source has a known density: --source gaussian (or gaussian:D), N(0, I) in the "
+        "run's dimension.",
     )
     p.add_argument("--run", required=True, help="directory of a `bridge fit` or `bridge solve` run")
-    p.add_argument("--data", required=True, help="points: .npy/.npz/.csv file of shape (n, d), or a built-in name")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="points: .npy/.npz/.csv file of shape (n, d), or a built-in name (gaussian: N(0, I) in the run's "
+        "dimension, gaussian:D) to draw --n points from",
+    )
     p.add_argument("--out", required=True, help="output directory (created if needed)")
     p.add_argument("--n", type=positive_int, default=1000, help="points drawn when --data is a built-in name")
     _add_estimator_options(p)
@@ -146,11 +152,7 @@ def _load_model(args, device):
             fields, meta = load_fit_run(run_dir, map_location=device)
         args.eps = 1.0 if args.eps is None else args.eps
     learned = list(meta["fields"])
-    if meta.get("source") != "gaussian":
-        raise UsageError(
-            f"--run: the log-density needs log rho0, so a source with a known density; this run's source is "
-            f"{meta.get('source')!r} (samples only); only runs fitted with --source gaussian (N(0, I)) qualify"
-        )
+    _check_source_density(meta)
     if not fields.has_drift:
         raise UsageError(f"--run: the run's fields ({','.join(learned)}) give no drift b")
     if args.method == "sde" and not fields.has_score:
@@ -159,6 +161,24 @@ def _load_model(args, device):
             f"{','.join(learned)}; use --method ode"
         )
     return fields, meta
+
+
+def _check_source_density(meta) -> None:
+    """Refuse a run whose source density is unknown: the estimators need log rho0, and the one
+    source with a known density is ``gaussian`` (``gaussian:D``), N(0, I_d) in the run's dimension
+    (runs before ``gaussian:D`` recorded ``gaussian`` and dimension 2: the same rule reads them)."""
+    from ..data import is_standard_normal
+
+    source = meta.get("source")
+    try:
+        known = is_standard_normal(source)
+    except ValueError:
+        known = False
+    if not known:
+        raise UsageError(
+            f"--run: the log-likelihood needs the source's density, and this run's source {source!r} is a sample "
+            f"set of unknown density; fit the run with --source gaussian (N(0, I) in any dimension) to compute it"
+        )
 
 
 class _SolveRunFields:
@@ -221,13 +241,15 @@ def _load_solve_run(args, device):
 
 
 def _load_data(args, d: int, dtype):
-    """The points of ``--data`` (a file, or ``--n`` draws of a built-in set), of the run's dimension."""
+    """The points of ``--data`` (a file, or ``--n`` draws of a built-in set, a plain ``gaussian`` in
+    the run's dimension), of the run's dimension."""
     import torch
 
     from ..data import resolve_samples
 
+    gen = torch.Generator().manual_seed(args.seed)
     with user_input():
-        x = resolve_samples(args.data, args.n, generator=torch.Generator().manual_seed(args.seed), dtype=dtype)
+        x = resolve_samples(args.data, args.n, dim=d, generator=gen, dtype=dtype)
     if x.shape[1] != d:
         raise UsageError(f"--data: {args.data} has dimension {x.shape[1]} but the run's model has dimension {d}")
     return x
@@ -322,7 +344,7 @@ def _summary(args, est: dict, meta: dict, learned, d: int, solver_name: str, t_r
         "rk45_tolerances": {"rtol": args.rtol, "atol": args.atol} if solver_name == "rk45" else None,
         "nfe_per_point": est["nfe"],
         "t_range": list(t_range),
-        "source_density": f"N(0, I_{d}) (the run's source 'gaussian')",
+        "source_density": f"N(0, I_{d}) (the run's source {meta.get('source')!r})",
         "n_points": n,
         "dim": d,
         "run": str(args.run),
