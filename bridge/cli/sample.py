@@ -2,7 +2,8 @@
 
 ``bridge sample --run RUN_DIR --source X0.npy --per-point K --out Y.npy`` draws K forward-SDE
 samples of x1 for each row of X0 (:meth:`bridge.sb.BridgeResult.sample`) and writes them as a
-float32 array ``(n, K, d)``, in chunks and atomically.
+float32 array ``(n, K, d)``, in chunks and atomically. ``--source NAME --n N`` draws the N rows of
+X0 from a built-in data set instead (a plain ``gaussian`` in the bridge's dimension), from ``--seed``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..data import DATASETS
 from .args import positive_int
 from .common import log, require_device
 from .errors import UsageError, user_input
@@ -33,7 +35,18 @@ def add_parser(sub, parents=()) -> None:
     )
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="directory of a `bridge solve` run")
     p.add_argument(
-        "--source", required=True, metavar="X0.npy", help="starting points x0: .npy/.npz/.csv file of shape (n, d)"
+        "--source",
+        required=True,
+        metavar="X0",
+        help="starting points x0: a .npy/.npz/.csv file of shape (n, d), or a built-in data set to draw --n "
+        f"points from ({', '.join(DATASETS)}; gaussian is N(0, I) in the bridge's dimension, gaussian:D in D)",
+    )
+    p.add_argument(
+        "--n",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="points drawn when --source is a built-in data set (default 1000; ignored for a file)",
     )
     p.add_argument(
         "--per-point", required=True, type=positive_int, metavar="K", help="samples of x1 per row of the source"
@@ -46,7 +59,9 @@ def add_parser(sub, parents=()) -> None:
         metavar="N",
         help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2 (default 500)",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seeds a built-in --source's draws, then the SDE's noise"
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -58,13 +73,13 @@ def run(args) -> int:
     require_device(args.device)
     out = _check_paths(args)
     device = torch.device(args.device)
-    res, x0 = _load(args, device)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    res, x0 = _load(args, device, gen)
     n, k, d = x0.shape[0], args.per_point, res.dim
     t_start = time.perf_counter()
     log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
     with user_input(OSError):
         out.parent.mkdir(parents=True, exist_ok=True)
-    gen = torch.Generator(device=device).manual_seed(args.seed)
     _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device, t_start))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
@@ -85,14 +100,15 @@ def _check_paths(args) -> Path:
     return out
 
 
-def _load(args, device):
-    """The run's :class:`~bridge.sb.BridgeResult` and the starting points, of its dimension."""
-    from ..data import load_samples
+def _load(args, device, gen):
+    """The run's :class:`~bridge.sb.BridgeResult` and the starting points, of its dimension: a
+    file's rows, or ``--n`` draws of a built-in set from ``gen``."""
+    from ..data import resolve_samples
     from ..sb import BridgeResult
 
     with user_input():
         res = BridgeResult.load(Path(args.run) / "bridge.pt", map_location=device)
-        x0 = load_samples(args.source)
+        x0 = resolve_samples(args.source, args.n, dim=res.dim, generator=gen)
     if x0.shape[1] != res.dim:
         raise UsageError(
             f"--source: {args.source} has dimension {x0.shape[1]} but the run's bridge has dimension {res.dim}"

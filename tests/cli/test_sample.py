@@ -30,6 +30,26 @@ def test_sample_writes_float32_n_k_d(run_dir, tmp_path):
     np.testing.assert_array_equal(y, ref.numpy())
 
 
+def test_sample_from_a_builtin_source(run_dir, tmp_path):
+    """`--source NAME --n N` draws the test inputs (a plain gaussian in the run's dimension), then
+    samples, all from the one --seed: the same seed gives the same file."""
+    from bridge.data import make_dataset
+
+    args = ["sample", "--run", str(run_dir), "--per-point", "3", "--steps", "8", "--quiet"]
+    assert main([*args, "--source", "gaussian", "--n", "5", "--out", str(tmp_path / "a.npy")]) == 0
+    assert main([*args, "--source", "gaussian", "--n", "5", "--out", str(tmp_path / "b.npy")]) == 0
+    assert main([*args, "--source", "gaussian", "--n", "5", "--seed", "1", "--out", str(tmp_path / "c.npy")]) == 0
+    a = np.load(tmp_path / "a.npy")
+    assert a.shape == (5, 3, 2) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, np.load(tmp_path / "b.npy"))
+    assert not np.array_equal(a, np.load(tmp_path / "c.npy"))
+    assert main([*args, "--source", "moons", "--n", "4", "--out", str(tmp_path / "m.npy")]) == 0
+    g = torch.Generator().manual_seed(0)
+    x0 = make_dataset("moons", 4, generator=g)
+    ref = BridgeResult.load(run_dir / "bridge.pt").sample(x0, per_point=3, steps=8, generator=g)
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), ref.numpy())
+
+
 def test_sample_chunks_rows_and_samples(run_dir, tmp_path, monkeypatch):
     """Memory stays bounded: with a tiny chunk the result has the same shape and is finite."""
     monkeypatch.setattr(bridge.cli.sample, "SAMPLE_CHUNK", 4)
@@ -52,6 +72,10 @@ def test_sample_bad_input_one_line_and_nothing_clobbered(run_dir, tmp_path, caps
         ({"--run": str(tmp_path / "empty_run")}, "bridge.pt"),
         ({"--source": str(tmp_path / "d3.npy")}, "dimension"),
         ({"--source": str(tmp_path / "nan.npy")}, "NaN"),
+        ({"--source": "gaussian:3"}, "dimension"),
+        ({"--source": "gaussian:0"}, "gaussian:D"),
+        ({"--source": "gaussian:x"}, "gaussian:D"),
+        ({"--source": "moons", "--n": "0"}, "--n"),
         ({"--per-point": "0"}, "--per-point"),
         ({"--out": str(tmp_path)}, "is a directory"),
         ({"--out": str(tmp_path / "y.txt")}, ".npy"),
