@@ -31,6 +31,7 @@ from .fields import Fields
 from .interpolants.base import Interpolant
 from .losses import FULL_T_RANGE, SCORE_T_RANGE, loss_b, loss_eta, loss_s, loss_v, sample_times
 from .models import MLP
+from .progress import Progress
 from .threads import DEFAULT_THREADS, check_threads, torch_threads
 
 __all__ = ["FIELD_SETS", "TrainResult", "train_fields", "check_field_set"]
@@ -160,7 +161,9 @@ def train_fields(
         t_range: training times for b, v, eta. score_t_range: for s (keeps ``1/gamma`` finite).
         antithetic: use antithetic pairs for b and s (docs/math.md §2).
         seed: seeds the network initialisation and every Monte-Carlo draw.
-        log_every: progress line every this many steps (0: silent).
+        log_every: a loss record (in ``history``) and its line every this many steps (0: silent);
+            unless silent, a line with the time left every :data:`bridge.progress.EVERY_S` seconds
+            between them.
         progress: where progress lines go (default: print to stderr).
         models: optional pre-built networks by field name (e.g. to continue training).
         threads: torch intra-op threads while training, restored afterwards (None: torch's
@@ -190,7 +193,7 @@ def train_fields(
         averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
         batches = _Batches(draw0, draw1, batch_size, t_range, score_t_range, dtype, device, gen)
         log = _LossLog(fields, steps)
-
+        ticker = Progress(steps, "train", say, unit="steps", budget_s=time_budget) if log_every else None
         start = time.perf_counter()
         stopped_by, step = "steps", 0
         for step in range(1, steps + 1):
@@ -206,6 +209,9 @@ def train_fields(
             log.add(losses)
             if log_every and (step % log_every == 0 or step == 1):
                 say(log.record(step, time.perf_counter() - start, cur_lr))
+                ticker.touch()
+            elif ticker is not None:
+                ticker.update(step)
         wall = time.perf_counter() - start
         final = averaged if averaged is not None else models
         fl = _trained_fields(interp, final, batches)

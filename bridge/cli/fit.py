@@ -241,7 +241,10 @@ def _sample(args, fl, interp, fields, data, gen, device) -> _Samples:
     drawn = _Samples(x_start=x_start, t_range=(t0s, t1s))
 
     def ode():
-        return sample_ode(fl.drift, x_start, t0=t0s, t1=t1s, steps=ode_steps, solver=Heun(), denoise=denoise).x
+        say = _steps_progress(args, ode_steps, "ODE steps")
+        return sample_ode(
+            fl.drift, x_start, t0=t0s, t1=t1s, steps=ode_steps, solver=Heun(), denoise=denoise, progress=say
+        ).x
 
     def sde(eps):
         return sample_sde(
@@ -254,6 +257,7 @@ def _sample(args, fl, interp, fields, data, gen, device) -> _Samples:
             solver=StochasticHeun(),
             generator=gen,
             denoise=denoise,
+            progress=_steps_progress(args, args.sample_steps, f"SDE steps (eps={eps:g})"),
         ).x
 
     with torch.no_grad():
@@ -266,6 +270,14 @@ def _sample(args, fl, interp, fields, data, gen, device) -> _Samples:
         else:
             log(args, "[fit] no score learned: skipping the SDE")
     return drawn
+
+
+def _steps_progress(args, steps: int, unit: str):
+    """The samplers' ``(done, total)`` callback: a ``[fit]`` line with the time left every
+    :data:`bridge.progress.EVERY_S` seconds."""
+    from ..progress import Progress
+
+    return Progress(steps, "fit", lambda m: log(args, m), unit=unit).part(0, steps)
 
 
 def _score(args, drawn: _Samples, data, device) -> dict:

@@ -281,6 +281,7 @@ def _estimate(args, fields, x, d: int, solver, solver_name: str, t_range, device
     import torch
 
     from ..likelihood import Exact, Hutchinson, backward_ito_log_density, feynman_kac_log_density, ode_log_density
+    from ..progress import Progress
     from ..reference import standard_normal
 
     div = Exact() if args.divergence == "exact" else Hutchinson(args.probes, distribution=args.distribution)
@@ -289,8 +290,10 @@ def _estimate(args, fields, x, d: int, solver, solver_name: str, t_range, device
     common = dict(log_rho0=log_rho0, divergence=div, solver=solver, steps=args.steps, t_range=t_range, generator=gen)
     log(args, f"[likelihood] {x.shape[0]} points, d={d}, {args.method} ({solver_name}), {div!r}, t in {t_range}")
     logp, se, extra, nfe = [], [], {"jensen": [], "bias": [], "ess": []}, 0
+    progress = Progress(x.shape[0], "likelihood", lambda m: log(args, m), unit="points")
     for i0 in range(0, x.shape[0], args.batch_size):
         xb = x[i0 : i0 + args.batch_size].to(device)
+        common["progress"] = progress.part(i0, xb.shape[0])  # step by step inside the batch
         try:
             if args.method == "ode":
                 r = ode_log_density(fields.drift, xb, **common)
@@ -306,7 +309,6 @@ def _estimate(args, fields, x, d: int, solver, solver_name: str, t_range, device
         logp.append(r.log_density.detach().cpu().double())
         se.append(r.stderr.detach().cpu().double())
         nfe = r.nfe
-        log(args, f"[likelihood] {min(i0 + args.batch_size, x.shape[0])}/{x.shape[0]} points")
     return {"nll": -torch.cat(logp), "nll_se": torch.cat(se), "extra": extra, "nfe": nfe}
 
 

@@ -20,8 +20,6 @@ __all__ = ["SAMPLE_CHUNK", "add_parser", "run"]
 
 #: SDE trajectories integrated at once (rows x samples per row).
 SAMPLE_CHUNK = 65536
-#: Seconds between progress lines.
-PROGRESS_EVERY = 5.0
 
 
 def add_parser(sub, parents=()) -> None:
@@ -80,7 +78,7 @@ def run(args) -> int:
     log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
     with user_input(OSError):
         out.parent.mkdir(parents=True, exist_ok=True)
-    _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device, t_start))
+    _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
 
@@ -116,26 +114,27 @@ def _load(args, device, gen):
     return res, x0
 
 
-def _fill(args, res, x0, arr, gen, device, t_start: float) -> None:
-    """Sample into ``arr[i, j]`` in chunks of at most :data:`SAMPLE_CHUNK` trajectories."""
+def _fill(args, res, x0, arr, gen, device) -> None:
+    """Sample into ``arr[i, j]`` in chunks of at most :data:`SAMPLE_CHUNK` trajectories, with a
+    progress line every :data:`bridge.progress.EVERY_S` seconds (reported step by step inside a
+    chunk, so the first comes early even when one chunk takes minutes)."""
+    from ..progress import Progress
+
     n, k = x0.shape[0], args.per_point
     dtype = next(res.drift_net.parameters()).dtype
     rows = max(1, SAMPLE_CHUNK // k)
     k_chunk = min(k, SAMPLE_CHUNK)
-    last = time.perf_counter()
+    progress = Progress(n * k, "sample", lambda m: log(args, m), unit="samples")
     for i in range(0, n, rows):
         xb = x0[i : i + rows].to(device=device, dtype=dtype)
         for j in range(0, k, k_chunk):
             kk = min(k_chunk, k - j)
+            part = progress.part(i * k + xb.shape[0] * j, xb.shape[0] * kk)
             try:
-                y = res.sample(xb, per_point=kk, steps=args.steps, generator=gen)
+                y = res.sample(xb, per_point=kk, steps=args.steps, generator=gen, progress=part)
             except FloatingPointError as exc:
                 raise UsageError(f"--steps: the SDE diverged ({exc}); try more --steps") from None
             arr[i : i + xb.shape[0], j : j + kk] = y.detach().cpu().float().numpy()
-        done = min(i + rows, n)
-        if done == n or time.perf_counter() - last > PROGRESS_EVERY:
-            last = time.perf_counter()
-            log(args, f"[sample] {done}/{n} points, {last - t_start:.1f}s")
 
 
 def _write_npy_atomic(path: Path, shape, fill) -> None:

@@ -68,9 +68,10 @@ def _log_rho0(log_rho0, x: Tensor) -> Tensor:
     return out
 
 
-def _integrate(drift, x, *, t_start, t_end, estimator, solver, steps, generator, create_graph):
+def _integrate(drift, x, *, t_start, t_end, estimator, solver, steps, generator, create_graph, progress=None):
     """Integrate ``(X, l)`` with ``dX/dt = b``, ``dl/dt = q`` (one ``l`` per probe) from
-    ``t_start`` to ``t_end``. Returns ``X(t_end)``, ``l(t_end)`` of shape ``(A, n)`` and nfe."""
+    ``t_start`` to ``t_end``; ``progress(k, steps)`` after each fixed step. Returns ``X(t_end)``,
+    ``l(t_end)`` of shape ``(A, n)`` and nfe."""
     n, d = x.shape
     kw = dict(dtype=x.dtype, device=x.device, generator=generator)
     n_acc = 1 if estimator.exact else estimator.probes
@@ -89,6 +90,8 @@ def _integrate(drift, x, *, t_start, t_end, estimator, solver, steps, generator,
             if k > 0 and not estimator.exact:
                 probes[0] = estimator.draw(n, d, **kw)
             z = solver.step(augmented, grid[k], grid[k + 1] - grid[k], z)
+            if progress is not None:
+                progress(k + 1, steps)
         nfe = steps * solver.stages
     if not bool(torch.isfinite(z).all()):
         raise FloatingPointError(
@@ -98,7 +101,7 @@ def _integrate(drift, x, *, t_start, t_end, estimator, solver, steps, generator,
     return z[:, :d], z[:, d:].T, nfe
 
 
-def _run(drift, x, log_rho0, *, forward, divergence, solver, steps, t_range, generator, create_graph):
+def _run(drift, x, log_rho0, *, forward, divergence, solver, steps, t_range, generator, create_graph, progress):
     _check_callable(drift, "drift")
     _check_x(x)
     if not callable(log_rho0):
@@ -120,6 +123,7 @@ def _run(drift, x, log_rho0, *, forward, divergence, solver, steps, t_range, gen
             steps=steps,
             generator=generator,
             create_graph=create_graph,
+            progress=progress,
         )
         x0, x1 = (x, x_end) if forward else (x_end, x)
         lp0 = _log_rho0(log_rho0, x0)
@@ -148,6 +152,7 @@ def ode_log_density(
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
     create_graph: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ODELogDensity:
     r"""Log-density of the ODE model at data points (docs/math.md §4, SI 2.52-2.53):
 
@@ -173,6 +178,8 @@ def ode_log_density(
         generator: random generator for the Hutchinson probes.
         create_graph: make the result differentiable (in ``x1`` and the parameters of ``b``);
             otherwise it runs without a graph and returns detached tensors.
+        progress: optional callback ``(steps done, steps)`` after each step of a fixed-step
+            solver (e.g. :meth:`bridge.progress.Progress.part`); silent by default.
 
     Returns:
         :class:`ODELogDensity` with the log-density, its standard error and the endpoint ``x0``.
@@ -196,6 +203,7 @@ def ode_log_density(
         t_range=t_range,
         generator=generator,
         create_graph=create_graph,
+        progress=progress,
     )
 
 
@@ -210,6 +218,7 @@ def ode_sample_log_density(
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
     create_graph: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ODELogDensity:
     r"""Generate samples with the ODE and their model log-density, accumulated on the way:
 
@@ -238,4 +247,5 @@ def ode_sample_log_density(
         t_range=t_range,
         generator=generator,
         create_graph=create_graph,
+        progress=progress,
     )

@@ -125,8 +125,9 @@ def _check_common(drift, score, x, eps, paths, steps, solver, divergence, t_rang
     return float(eps), int(paths), _check_steps(steps), solver, _check_estimator(divergence), _check_t_range(t_range)
 
 
-def _backward_paths(stage, x, *, eps, paths, steps, solver: SDESolver, t_range, generator):
-    """Run ``paths`` copies of each point backward from ``t_max`` to ``t_min``.
+def _backward_paths(stage, x, *, eps, paths, steps, solver: SDESolver, t_range, generator, progress=None):
+    """Run ``paths`` copies of each point backward from ``t_max`` to ``t_min`` (``progress(k, steps)``
+    after each step).
 
     ``stage(t, y) -> (u, r, s)``: the drift ``u`` of the path, the integrand ``r`` (per row)
     and the vector ``s`` of the control variate ``sum s . dW`` (or None). Returns
@@ -151,6 +152,8 @@ def _backward_paths(stage, x, *, eps, paths, steps, solver: SDESolver, t_range, 
         else:
             y = y - h * u1 + dw
             integral = integral + h * r1
+        if progress is not None:
+            progress(k + 1, steps)
     if not bool(torch.isfinite(y).all() & torch.isfinite(integral).all()):
         raise FloatingPointError(
             "drift: a backward path or its divergence integral became NaN/Inf; check the fields or use more steps"
@@ -171,6 +174,7 @@ def feynman_kac_log_density(
     divergence: DivergenceEstimator | None = None,
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeynmanKacLogDensity:
     r"""Feynman–Kac estimate of the SDE model's log-density (docs/math.md §4, SI Thm 2.5, 2.65, 2.67):
 
@@ -197,6 +201,8 @@ def feynman_kac_log_density(
         divergence: :class:`~bridge.likelihood.Exact` (default) or ``Hutchinson``.
         t_range: ``(t_min, t_max)``; ``rho0`` stands in for ``rho(t_min)``.
         generator: random generator for the paths and probes.
+        progress: optional callback ``(steps done, steps)`` after each step (e.g.
+            :meth:`bridge.progress.Progress.part`); silent by default, the draws are the same.
 
     Returns:
         :class:`FeynmanKacLogDensity`. No autograd graph is kept.
@@ -223,7 +229,15 @@ def feynman_kac_log_density(
 
     with torch.no_grad():
         y0, integral, _, nfe = _backward_paths(
-            stage, x1, eps=eps, paths=paths, steps=steps, solver=solver, t_range=t_range, generator=generator
+            stage,
+            x1,
+            eps=eps,
+            paths=paths,
+            steps=steps,
+            solver=solver,
+            t_range=t_range,
+            generator=generator,
+            progress=progress,
         )
         log_w = (_log_rho0(log_rho0, y0) - integral).reshape(paths, n)
         log_density = torch.logsumexp(log_w, dim=0) - math.log(paths)
@@ -255,6 +269,7 @@ def backward_ito_log_density(
     control_variate: bool = True,
     t_range=(0.0, 1.0),
     generator: torch.Generator | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BackwardItoLogDensity:
     r"""Backward-Itô estimate of the SDE model's log-density (docs/math.md §4):
 
@@ -297,7 +312,15 @@ def backward_ito_log_density(
 
     with torch.no_grad():
         x0, integral, martingale, nfe = _backward_paths(
-            stage, x1, eps=eps, paths=paths, steps=steps, solver=solver, t_range=t_range, generator=generator
+            stage,
+            x1,
+            eps=eps,
+            paths=paths,
+            steps=steps,
+            solver=solver,
+            t_range=t_range,
+            generator=generator,
+            progress=progress,
         )
         values = (_log_rho0(log_rho0, x0) - integral - martingale).reshape(paths, n)
         log_density, stderr = _mean_and_stderr(values, exact=False)

@@ -416,6 +416,7 @@ def sample_ode(
     solver=None,
     trajectory: bool = False,
     denoise: Field | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ODEResult:
     r"""Integrate the probability-flow ODE (docs/math.md §3, SI 2.32)
 
@@ -435,6 +436,8 @@ def sample_ode(
         denoise: optional map ``(t, x) -> x`` applied once to the final state with ``t = t1``,
             e.g. the final denoising step ``E[x1 | x_t] = (x_t - alpha eta) / beta`` of a
             one-sided model (docs/math.md §3, :func:`bridge.fields.denoise_one_sided`).
+        progress: optional callback ``(steps done, steps)`` after each step of a fixed-step
+            solver (e.g. :meth:`bridge.progress.Progress.part`); :class:`RK45` does not call it.
 
     Returns:
         :class:`ODEResult` with the final state, the times, the optional trajectory and the
@@ -477,6 +480,8 @@ def sample_ode(
         finite[k] = torch.isfinite(x).all()
         if traj is not None:
             traj[k + 1] = x
+        if progress is not None:
+            progress(k + 1, steps)
     if not bool(finite.all()):
         _raise_nonfinite(finite, grid)
     t = torch.tensor(grid, dtype=x.dtype, device=x.device)

@@ -197,6 +197,7 @@ def sample_sde(
     noise: Tensor | None = None,
     trajectory: bool = False,
     denoise: Field | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SDEResult:
     r"""Integrate the generative SDE (docs/math.md §3, SI 2.33-2.35)
 
@@ -223,6 +224,8 @@ def sample_sde(
         trajectory: also return the states at every grid time.
         denoise: optional map ``(t, x) -> x`` applied once to the final state with ``t = t1``
             (the final denoising step of docs/math.md §3, :func:`bridge.fields.denoise_one_sided`).
+        progress: optional callback ``(steps done, steps)`` after each step (e.g.
+            :meth:`bridge.progress.Progress.part`); it does not touch the random draws.
 
     Returns:
         :class:`SDEResult` with the final state, the grid, the optional trajectory and the
@@ -280,6 +283,8 @@ def sample_sde(
         finite[k] = torch.isfinite(x).all()
         if traj is not None:
             traj[k + 1] = x
+        if progress is not None:
+            progress(k + 1, steps)
     if eps_ok is not None and not bool(eps_ok.all()):
         k = int(torch.nonzero(~eps_ok)[0, 0])
         raise ValueError(

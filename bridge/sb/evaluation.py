@@ -102,7 +102,8 @@ def evaluate_bridge(
         sinkhorn_points: points per side for the Sinkhorn divergences (geomloss is O(n^2)).
         generator: randomness of the SDE (on the drift's device); the POT-plan draws use a CPU
             generator seeded from it.
-        progress: where progress lines go (default: nowhere).
+        progress: where progress lines go (default: nowhere): one per stage and, inside the
+            long ones, a line with the time left every :data:`bridge.progress.EVERY_S` seconds.
 
     Returns:
         :class:`BridgeEvaluation`. ``metrics`` holds ``marginal`` (model and noise floor),
@@ -207,8 +208,9 @@ def _sample_model(
     """Run the learned SDE from the held-out source ``x0``: one path per point on the uniform
     grid (fills ``ev.times``, ``ev.model_x1``, ``ev.model_marginals``, ``ev.kinetic_path``), then
     ``per_point`` end points per point, returned as ``(n, K, d)`` on the CPU in float64. A diverging
-    SDE is recorded in ``ev.errors["sde"]`` and gives None."""
+    SDE is recorded in ``ev.errors["sde"]`` and gives None. Progress lines count the samples."""
     from ..metrics import kinetic_energy
+    from ..progress import Progress
 
     n = x0.shape[0]
     say(f"[solve] evaluation: SDE from {n} held-out points, {steps} Heun steps, 1 + {per_point} samples each")
@@ -216,9 +218,14 @@ def _sample_model(
     ev.times = tuple(k / steps for k in idx)
     param = _drift_parameter(result)
     xs = x0.detach().to(device=param.device, dtype=param.dtype)
+    done = Progress((1 + per_point) * n, "solve", say, unit="evaluation SDE samples")
     try:
-        end, traj = result.sample(xs, per_point=1, steps=steps, generator=generator, trajectory=True, grid="uniform")
-        ys = result.sample(xs, per_point=per_point, steps=steps, generator=generator)
+        end, traj = result.sample(
+            xs, per_point=1, steps=steps, generator=generator, trajectory=True, grid="uniform", progress=done.part(0, n)
+        )
+        ys = result.sample(
+            xs, per_point=per_point, steps=steps, generator=generator, progress=done.part(n, per_point * n)
+        )
     except FloatingPointError as exc:
         ev.errors["sde"] = f"the SDE diverged ({exc}); try more SDE steps"
         say(f"[solve] evaluation: {ev.errors['sde']}")

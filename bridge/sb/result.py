@@ -81,6 +81,7 @@ class BridgeResult:
         generator: torch.Generator | None = None,
         trajectory: bool = False,
         grid: str = "end",
+        progress=None,
     ):
         """The learned coupling: ``per_point`` forward-SDE samples of ``x1`` for each row of ``x0``.
 
@@ -95,6 +96,8 @@ class BridgeResult:
 
         Args:
             grid: ``"end"`` or ``"uniform"``.
+            progress: optional callback ``(steps done, steps)`` after each SDE step
+                (:func:`bridge.samplers.sample_sde`); the draws are the same with or without it.
 
         Returns:
             ``(n, per_point, d)`` tensor (and the trajectory ``(steps+1, n, per_point, d)`` when
@@ -105,7 +108,16 @@ class BridgeResult:
         check_grid(grid)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
-        res = forward_sde(self.drift, self.eps, x, steps=steps, generator=generator, grid=grid, trajectory=trajectory)
+        res = forward_sde(
+            self.drift,
+            self.eps,
+            x,
+            steps=steps,
+            generator=generator,
+            grid=grid,
+            trajectory=trajectory,
+            progress=progress,
+        )
         out = res.x.reshape(n, per_point, d)
         if trajectory:
             return out, res.trajectory.reshape(-1, n, per_point, d)

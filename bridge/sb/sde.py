@@ -63,14 +63,24 @@ def end_grid_sde(drift, eps: float):
     return drift_s, eps_s
 
 
-def forward_sde(drift, eps: float, x: Tensor, *, steps: int, generator=None, grid: str = "end", trajectory=False):
+def forward_sde(
+    drift, eps: float, x: Tensor, *, steps: int, generator=None, grid: str = "end", trajectory=False, progress=None
+):
     """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = 1`` with the stochastic
     Heun method on ``grid`` (:func:`sde_times`), without autograd: the
-    :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde`."""
+    :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde` (``progress``: its
+    per-step callback)."""
     check_grid(grid)
     if grid == "end":
         drift, eps = end_grid_sde(drift, eps)
     with torch.no_grad():
         return sample_sde(
-            drift, x, eps=eps, steps=steps, solver=StochasticHeun(), generator=generator, trajectory=trajectory
+            drift,
+            x,
+            eps=eps,
+            steps=steps,
+            solver=StochasticHeun(),
+            generator=generator,
+            trajectory=trajectory,
+            progress=progress,
         )
