@@ -2,8 +2,9 @@
 
 Every user error ends in one line ``bridge CMD: error: ...`` on stderr and exit status 2; a bug
 in bridge ends in one line saying so and exit status 1 (``--traceback`` or
-``BRIDGE_TRACEBACK=1`` prints the traceback); Ctrl-C ends with exit status 130
-(:mod:`bridge.cli.errors`).
+``BRIDGE_TRACEBACK=1`` prints the traceback); Ctrl-C ends with exit status 130 and SIGTERM with
+143, both after the temporary files are removed (:mod:`bridge.cli.errors`). A command holds the
+lock on its output until it ends (:mod:`bridge.cli.lock`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ import sys
 from ..threads import DEFAULT_THREADS, torch_threads
 from . import fit, likelihood, sample, solve
 from .args import OneLineParser, positive_int
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, report_error, traceback_requested
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Terminated,
+    report_error,
+    sigterm_raises,
+    traceback_requested,
+)
+from .lock import held_locks
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -61,10 +71,13 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     prog = f"bridge {args.command}"
     try:
-        with torch_threads(getattr(args, "threads", DEFAULT_THREADS)):
+        with sigterm_raises(), torch_threads(getattr(args, "threads", DEFAULT_THREADS)), held_locks():
             return COMMANDS[args.command].run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"{prog}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:
         return report_error(prog, exc, show_traceback=traceback_requested(args))

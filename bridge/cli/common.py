@@ -40,13 +40,14 @@ def require_device(device: str) -> None:
 
 
 def prepare_out(path: str) -> Path:
-    """The output directory ``path``, created if needed."""
+    """The output directory ``path``, created if needed and locked for this command
+    (:func:`bridge.cli.lock.lock_output`: a second command on it is refused)."""
+    from .lock import lock_output
+
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
-    with user_input(OSError):
-        out.mkdir(parents=True, exist_ok=True)
-    return out
+    return lock_output(out)
 
 
 class Split(NamedTuple):

@@ -5,21 +5,28 @@ reports bad input with ``ValueError``/``TypeError`` (and the file system with ``
 the commands convert those into :class:`UsageError` where they validate or load their inputs
 (:func:`user_input`). Anything else that escapes a command is a bug in bridge: one line saying
 so and exit status 1. ``--traceback`` (or ``BRIDGE_TRACEBACK=1``) prints the traceback first.
+SIGTERM is turned into :class:`Terminated` (:func:`sigterm_raises`), so that a terminated command
+unwinds like an interrupted one: its temporary files are removed and its locks released.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from contextlib import contextmanager
 
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "Terminated",
     "UsageError",
     "report_error",
+    "sigterm_raises",
     "traceback_requested",
     "user_input",
 ]
@@ -30,12 +37,37 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 #: Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
+#: SIGTERM (128 + 15), as shells report a process that it ended.
+EXIT_TERMINATED = 143
 #: Environment variable that, set to anything but ``""`` or ``"0"``, acts as ``--traceback``.
 TRACEBACK_ENV = "BRIDGE_TRACEBACK"
 
 
 class UsageError(Exception):
     """Bad input to a command (an option, a data file, a run directory): exit status 2."""
+
+
+class Terminated(BaseException):
+    """The process got SIGTERM. Like ``KeyboardInterrupt``, not an ``Exception``, so that only
+    cleanup (``finally``, ``except BaseException``) sees it on the way out."""
+
+
+@contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM raises :class:`Terminated` (in the main thread; elsewhere, and
+    outside the block, the handler is left as it was)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @contextmanager

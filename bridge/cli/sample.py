@@ -15,6 +15,7 @@ from ..data import DATASETS
 from .args import positive_int
 from .common import log, require_device
 from .errors import UsageError, user_input
+from .lock import lock_output
 
 __all__ = ["SAMPLE_CHUNK", "add_parser", "run"]
 
@@ -78,6 +79,7 @@ def run(args) -> int:
     log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
     with user_input(OSError):
         out.parent.mkdir(parents=True, exist_ok=True)
+    lock_output(out, folder=False)  # one process per output file
     _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0

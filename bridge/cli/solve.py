@@ -16,7 +16,7 @@ from pathlib import Path
 from ..sb import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
 from ..threads import DEFAULT_THREADS
 from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds
-from .common import DATA_HELP, load_pair, log, recorded_arguments, require_device
+from .common import DATA_HELP, load_pair, log, prepare_out, recorded_arguments, require_device
 from .errors import UsageError, user_input
 
 __all__ = ["CHECKPOINT_EVERY", "CLI_COUPLINGS", "RUN_FILES", "add_parser", "run"]
@@ -234,6 +234,7 @@ def run(args) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     data = load_pair(args.source, args.target, args.n_train, args.eval_points, gen)
     cfg = sb_config(args)
+    prepare_out(args.out)  # locked from here on: one process per run directory
     session = _Session(out, _problem(args, data), cfg, (out / "state.pt").is_file(), t_start)
     _start(args, session, data)
     device = torch.device(args.device)
