@@ -55,6 +55,8 @@ from .conventions import check_eps
 from .metrics import _pair
 
 __all__ = [
+    "PLAN_ADVICE",
+    "POTENTIALS_ADVICE",
     "ConvergenceError",
     "EntropicPotentials",
     "EntropicPlanResult",
@@ -65,6 +67,13 @@ __all__ = [
 ]
 
 _BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passes (32 MiB in float64)
+
+
+#: What a :class:`ConvergenceError` of :func:`entropic_plan` advises, in this library's terms (the
+#: message ends with it; the ``bridge`` command words it in its own flags or leaves it out).
+PLAN_ADVICE = "raise max_iter or use entropic_potentials"
+#: What a :class:`ConvergenceError` of :func:`entropic_potentials` advises.
+POTENTIALS_ADVICE = "raise max_iter or scaling"
 
 
 class ConvergenceError(RuntimeError):
@@ -342,7 +351,7 @@ def entropic_plan(
     if check and not err <= tol:
         raise ConvergenceError(
             f"entropic_plan: Sinkhorn did not converge: marginal error {err:.3g} > tol {tol:g} after {n_iter} "
-            f"iterations at reg = 4 eps = {reg:g}; raise max_iter or use entropic_potentials"
+            f"iterations at reg = 4 eps = {reg:g}; {PLAN_ADVICE}"
         )
     return EntropicPlanResult(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=n_iter, converged=err <= tol, solver="pot", plan=plan
@@ -562,7 +571,7 @@ def entropic_potentials(
     if check and not err <= tol:
         raise ConvergenceError(
             f"entropic_potentials: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps at "
-            f"reg = 4 eps = {reg:g}; raise max_iter or scaling"
+            f"reg = 4 eps = {reg:g}; {POTENTIALS_ADVICE}"
         )
     return EntropicPotentials(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver=start

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from torch import Tensor
 
 from ..data import DATASETS
-from .errors import UsageError, user_input
+from .errors import UsageError, in_command_terms, user_input
 
 __all__ = ["DATA_HELP", "Split", "load_pair", "log", "prepare_out", "recorded_arguments", "require_device"]
 
@@ -21,9 +21,10 @@ DATA_HELP = (
 
 
 def log(args, msg: str) -> None:
-    """A progress line on stderr, unless ``--quiet``."""
+    """A progress line on stderr, unless ``--quiet``; advice from the library in it is worded in
+    the command's flags (:func:`~bridge.cli.errors.in_command_terms`)."""
     if not args.quiet:
-        print(msg, file=sys.stderr, flush=True)
+        print(in_command_terms(msg), file=sys.stderr, flush=True)
 
 
 def recorded_arguments(args) -> dict:

@@ -25,6 +25,7 @@ __all__ = [
     "EXIT_USAGE",
     "Terminated",
     "UsageError",
+    "in_command_terms",
     "report_error",
     "sigterm_raises",
     "traceback_requested",
@@ -95,8 +96,41 @@ def traceback_requested(args) -> bool:
     return bool(getattr(args, "traceback", False)) or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
 
 
+def _advice_in_flags() -> dict[str, str]:
+    """The library's advice (keyword arguments) -> the same advice in the commands' flags; ``""``
+    where no flag sets what it names (POT's iteration limit of the evaluation's reference plan)."""
+    from ..ot import PLAN_ADVICE, POTENTIALS_ADVICE
+    from ..sb.couplings import MINIBATCH_ADVICE, PLANS_ADVICE
+
+    return {
+        MINIBATCH_ADVICE: "use --coupling independent or --coupling sinkhorn",
+        PLANS_ADVICE: "use a smaller --plan-size or --coupling independent",
+        PLAN_ADVICE: "",
+        POTENTIALS_ADVICE: "",
+    }
+
+
+def in_command_terms(text: str) -> str:
+    """``text`` (a library message) with the library's advice in the commands' flags, or left out
+    where no flag sets what it names: what a command prints never tells a user to change a
+    Python keyword.
+
+    Example:
+        >>> in_command_terms("plan failed; use coupling='independent' or coupling='sinkhorn'")
+        'plan failed; use --coupling independent or --coupling sinkhorn'
+    """
+    try:
+        table = _advice_in_flags()
+    except ImportError:  # a broken installation: report what there is
+        return str(text)
+    text = str(text)
+    for library, command in table.items():
+        text = text.replace(f"; {library}", f"; {command}" if command else "")
+    return text
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return " ".join(in_command_terms(text).split())
 
 
 def _is_environment_error(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from ..sb import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
 from ..threads import DEFAULT_THREADS
 from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds
 from .common import DATA_HELP, load_pair, log, prepare_out, recorded_arguments, require_device
-from .errors import UsageError, user_input
+from .errors import UsageError, in_command_terms, user_input
 
 __all__ = ["CHECKPOINT_EVERY", "CLI_COUPLINGS", "RUN_FILES", "add_parser", "run"]
 
@@ -249,10 +249,20 @@ def run(args) -> int:
     )
     t_eval = time.perf_counter()
     ev, figures = _evaluate(args, res, data, out, device)
+    _advice_in_flags(ev)
     session.timings["evaluation_s"] = time.perf_counter() - t_eval
     _write_report(args, session, res, ev, figures)
     _summarise(args, ev, out)
     return 0
+
+
+def _advice_in_flags(ev) -> None:
+    """The evaluation's error messages (the warnings and report.json show them) with the library's
+    advice worded in flags, or left out where no flag sets what it names."""
+    ev.errors = {what: in_command_terms(msg) for what, msg in ev.errors.items()}
+    floor = ev.metrics.get("coupling", {}).get("reference_floor")
+    if isinstance(floor, dict) and "error" in floor:
+        floor["error"] = in_command_terms(floor["error"])
 
 
 def _problem(args, data) -> dict:

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "MINIBATCH_ADVICE",
+    "PLANS_ADVICE",
     "IndependentPairs",
     "MinibatchPairs",
     "PairedRows",
@@ -37,6 +39,11 @@ __all__ = [
 
 #: With a time budget, stop adding fixed plans once they would take more than this share of it.
 PLAN_BUDGET_SHARE = 0.25
+#: What the minibatch coupling's :class:`~bridge.ot.ConvergenceError` advises, in this library's
+#: terms (the message ends with it; the ``bridge`` command words it in its own flags).
+MINIBATCH_ADVICE = "use coupling='independent' or coupling='sinkhorn'"
+#: What the fixed plans' (and ``coupling="auto"``'s first plan's) ConvergenceError advises.
+PLANS_ADVICE = "use a smaller plan_size or coupling='independent'"
 
 
 def check_samples(x: Tensor, name: str) -> None:
@@ -133,7 +140,7 @@ class MinibatchPairs(Coupling):
         if not plan.marginal_error <= 10 * self.tol:
             raise ConvergenceError(
                 f"minibatch coupling: marginal error {plan.marginal_error:.3g} of a {n} x {n} plan at "
-                f"eps = {self.eps:g}; use coupling='independent' or 'sinkhorn'"
+                f"eps = {self.eps:g}; {MINIBATCH_ADVICE}"
             )
         self.tensors = {"x_prev": a, "f_prev": plan.potential}
         return a, b[draw_from_rows(row_cdf(plan.log_plan.softmax(dim=1)), self.gen)]
@@ -200,7 +207,7 @@ def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float) -> _Plan:
     if not pots.marginal_error <= 10 * tol:
         raise ConvergenceError(
             f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
-            f"eps = {eps:g}; use a smaller plan_size or coupling='independent'"
+            f"eps = {eps:g}; {PLANS_ADVICE}"
         )
     rows = pots.log_conditional(a).softmax(dim=1)
     return _Plan(a, b, rows, float(pots.marginal_error), int(pots.n_iter), pots.solver)

@@ -110,3 +110,60 @@ def test_a_process_reads_the_environment(tmp_path):
     err = r.stderr.strip()
     assert r.returncode == 2 and err.startswith("Traceback (most recent call last):"), err
     assert err.splitlines()[-1].startswith("bridge solve: error: ") and "neither a built-in" in err.splitlines()[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# advice in the command's own terms
+
+#: Python keywords of the library's advice that a command's messages must not show.
+PYTHON_ADVICE = ("coupling='", "plan_size", "max_iter", "entropic_potentials", "weights_only")
+
+
+def _no_python_advice(text):
+    return not any(word in text for word in PYTHON_ADVICE)
+
+
+@pytest.mark.parametrize(
+    "coupling, advice",
+    [
+        ("minibatch", "use --coupling independent or --coupling sinkhorn"),
+        ("auto", "use a smaller --plan-size or --coupling independent"),
+    ],
+)
+def test_a_coupling_that_fails_at_tiny_eps_advises_flags(tmp_path, capsys, coupling, advice):
+    """Sinkhorn plans that do not converge at eps = 1e-5 stop the solve with advice in flags."""
+    args = _solve_args(tmp_path, "--eps", "1e-5", "--coupling", coupling, "--steps", "2", "--quiet")
+    small = ["--n-train", "200", "--eval-points", "20", "--plan-size", "64", "--batch-size", "32"]
+    rc, err = main_error([*args, *small, "--warmup-steps", "1", "--refine-rounds", "0"], capsys)
+    assert_one_line(rc, err, advice)
+    assert _no_python_advice(err), err
+
+
+def test_a_failed_reference_plan_is_reported_without_python_advice(tmp_path, capsys, monkeypatch):
+    """POT's plan of the evaluation fails (here: after 2 iterations): the warning line and
+    report.json keep the diagnosis but not the advice to raise ``max_iter``, which no flag sets."""
+    import json
+
+    import bridge.ot
+
+    real = bridge.ot.entropic_plan
+    monkeypatch.setattr(bridge.ot, "entropic_plan", lambda *a, **k: real(*a, **{**k, "max_iter": 2}))
+    args = _solve_args(tmp_path, "--n-train", "200", "--eval-points", "20", "--steps", "2", "--warmup-steps", "1")
+    rc, err = main_error([*args, "--hidden", "8", "--sde-steps", "4", "--eval-per-point", "2"], capsys)
+    assert rc == 0
+    lines = [line for line in err.splitlines() if "did not converge" in line]
+    assert lines and all(_no_python_advice(line) for line in lines), lines
+    report = (tmp_path / "o" / "report.json").read_text()
+    assert "did not converge" in json.loads(report)["errors"]["reference"]
+    assert "max_iter" not in report and "entropic_potentials" not in report  # (plan_size is a setting there)
+
+
+def test_every_library_advice_has_its_command_wording():
+    """Each advice the library's ConvergenceErrors give is reworded (or left out) by the CLI."""
+    from bridge import ot
+    from bridge.cli.errors import in_command_terms
+    from bridge.sb import couplings
+
+    for advice in (ot.PLAN_ADVICE, ot.POTENTIALS_ADVICE, couplings.MINIBATCH_ADVICE, couplings.PLANS_ADVICE):
+        worded = in_command_terms(f"Sinkhorn failed; {advice}")
+        assert worded.startswith("Sinkhorn failed") and _no_python_advice(worded), worded
