@@ -8,14 +8,18 @@
 * :mod:`~bridge.sb.state`, :mod:`~bridge.sb.validation`, :mod:`~bridge.sb.refine`: the training
   state and its checkpoint, early stopping, coupling refinement;
 * :mod:`~bridge.sb.solver`: :func:`solve_bridge`, the loop;
-* :mod:`~bridge.sb.result`, :mod:`~bridge.sb.sde`: the learned bridge and its SDE.
+* :mod:`~bridge.sb.result`, :mod:`~bridge.sb.sde`: the learned bridge and its SDE;
+* :mod:`~bridge.sb.potential`, :mod:`~bridge.sb.lightsb`: the Gaussian-mixture potential family
+  with its closed-form drift and exact conditional, and LightSB's fit of it.
 """
 
 from .auto import AutoChoices, resolve_auto
 from .config import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
 from .drifts import EndpointDrift, TwoNetDrift, build_drift
 from .interpolant import build_interpolant
+from .lightsb import LightSBResult, fit_lightsb, lightsb_loss
 from .objective import sb_objective
+from .potential import MixtureConditional, MixturePotential
 from .result import BridgeResult
 from .sde import end_grid_sde, forward_sde, sde_times
 from .solver import CheckpointMismatchError, solve_bridge
@@ -28,12 +32,17 @@ __all__ = [
     "DRIFT_FORMS",
     "EndpointDrift",
     "INTERPOLANTS",
+    "LightSBResult",
+    "MixtureConditional",
+    "MixturePotential",
     "SBConfig",
     "TwoNetDrift",
     "build_drift",
     "build_interpolant",
     "end_grid_sde",
+    "fit_lightsb",
     "forward_sde",
+    "lightsb_loss",
     "resolve_auto",
     "sb_objective",
     "sde_times",
