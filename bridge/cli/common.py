@@ -60,11 +60,19 @@ class Split(NamedTuple):
     x1_test: Tensor
 
 
-def load_pair(source: str, target: str, n_train: int, n_test: int, gen) -> Split:
+#: Held-out points per side that a run's evaluation needs at least (two samples make a spread, a
+#: covariance, a noise floor), and training points per side that training needs at least.
+MIN_HELD_OUT = 2
+MIN_TRAIN = 2
+
+
+def load_pair(source: str, target: str, n_train: int, n_test: int, gen, *, test_option: str = "--n-test") -> Split:
     """Source and target samples (built-in names or files), each split into train and held-out rows.
 
     A built-in set is drawn at ``n_train + n_test`` rows (a plain ``gaussian`` in the other side's
     dimension, :func:`bridge.data.resolve_pair`); from a file at most a quarter of the rows is held out.
+    Data that the run cannot use is refused here, before any training (:func:`_check_sizes`);
+    ``test_option`` is the command's option for ``n_test``.
     """
     from ..data import parse_builtin, resolve_pair, split_train_test
 
@@ -72,11 +80,32 @@ def load_pair(source: str, target: str, n_train: int, n_test: int, gen) -> Split
     with user_input():
         names = (f"--source {source}", f"--target {target}")
         x0, x1 = resolve_pair(source, target, n_total, generator=gen, names=names)
-    for name, x in (("--source", x0), ("--target", x1)):
-        if x.shape[0] < 4:
-            raise UsageError(f"{name}: need at least 4 samples to hold some out for testing, got {x.shape[0]}")
     n_test0 = n_test if parse_builtin(source) is not None else min(n_test, x0.shape[0] // 4)
     n_test1 = n_test if parse_builtin(target) is not None else min(n_test, x1.shape[0] // 4)
+    for option, spec, x, held in (("--source", source, x0, n_test0), ("--target", target, x1, n_test1)):
+        _check_sizes(f"{option} {spec}", x.shape, held, parse_builtin(spec) is not None, n_test, test_option)
     x0_tr, x0_te = split_train_test(x0, n_test0, generator=gen)
     x1_tr, x1_te = split_train_test(x1, n_test1, generator=gen)
     return Split(x0_tr, x0_te, x1_tr, x1_te)
+
+
+def _check_sizes(name: str, shape, held: int, built_in: bool, n_test: int, test_option: str) -> None:
+    """Refuse one side's samples (``shape`` ``(n, d)``, ``held`` of them held out) when the run
+    cannot use them: fewer samples than dimensions (a transposed array?), too few held-out points
+    for the evaluation, too few training points. Each message says the minimum and what to change."""
+    n, d = shape
+    if n < d:
+        fix = "raise --n-train" if built_in else "is the array transposed? A file holds one sample per row, (n, d)"
+        raise UsageError(f"{name}: {n} samples of dimension {d}, fewer samples than dimensions; {fix}")
+    if n_test < MIN_HELD_OUT:
+        raise UsageError(
+            f"{test_option}: the evaluation needs at least {MIN_HELD_OUT} held-out points per side, got {n_test}"
+        )
+    if held < MIN_HELD_OUT:
+        raise UsageError(
+            f"{name}: {n} samples leave {held} held-out point{'' if held == 1 else 's'} for the evaluation, which "
+            f"needs at least {MIN_HELD_OUT} per side (a quarter of a file's rows, at most {test_option}); give at "
+            f"least {4 * MIN_HELD_OUT} samples"
+        )
+    if n - held < MIN_TRAIN:
+        raise UsageError(f"--n-train: training needs at least {MIN_TRAIN} samples per side, got {n - held}")

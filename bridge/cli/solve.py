@@ -232,7 +232,7 @@ def run(args) -> int:
         raise UsageError(f"--out: {out} exists and is not a directory")
     t_start = time.perf_counter()
     gen = torch.Generator().manual_seed(args.seed)
-    data = load_pair(args.source, args.target, args.n_train, args.eval_points, gen)
+    data = load_pair(args.source, args.target, args.n_train, args.eval_points, gen, test_option="--eval-points")
     cfg = sb_config(args)
     prepare_out(args.out)  # locked from here on: one process per run directory
     session = _Session(out, _problem(args, data), cfg, (out / "state.pt").is_file(), t_start)
