@@ -18,12 +18,14 @@ from .config import SBConfig
 from .couplings import Coupling, check_samples, make_coupling, restore_coupling
 from .drifts import TwoNetDrift, build_drift
 from .interpolant import build_interpolant
+from .scale import eps_scale
 
 __all__ = [
     "CheckpointMismatchError",
     "check_problem",
     "couple",
     "drift_nets",
+    "eps_scale_record",
     "prepare_interpolant",
     "problem_record",
     "read_checkpoint",
@@ -113,3 +115,13 @@ def couple(cfg: SBConfig, x0, x1, eps: float, gen, say, restored) -> tuple[AutoC
     if cfg.coupling == "auto":
         info = info | {"requested": "auto"} | choices.plan | {"reason": choices.reasons["coupling"]}
     return choices, coupling, info
+
+
+def eps_scale_record(x0: Tensor, x1: Tensor, eps: float, say) -> dict:
+    """Where ``eps`` sits against the training data's scale (:func:`bridge.sb.scale.eps_scale`; no
+    random draws), with a warning line when the bridge is (nearly) the independent coupling or the
+    OT map there; the record the result keeps in ``coupling["eps_scale"]``."""
+    scale = eps_scale(x0, x1, eps)
+    if scale.message is not None:
+        say(f"[solve] warning: {scale.message}")
+    return scale.as_dict()

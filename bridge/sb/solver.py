@@ -36,6 +36,7 @@ from .setup import (
     check_problem,
     couple,
     drift_nets,
+    eps_scale_record,
     prepare_interpolant,
     problem_record,
     read_checkpoint,
@@ -83,7 +84,10 @@ def solve_bridge(
             ``checkpoint_every`` seconds old.
 
     Returns:
-        :class:`~bridge.sb.BridgeResult`, whose ``config`` holds the resolved ``"auto"`` settings.
+        :class:`~bridge.sb.BridgeResult`, whose ``config`` holds the resolved ``"auto"`` settings
+        and whose ``coupling["eps_scale"]`` says where eps sits against the data's scale
+        (:mod:`bridge.sb.scale`; a warning line when the bridge is nearly the independent
+        coupling or the OT map there).
 
     Raises:
         ValueError: bad samples or eps.
@@ -174,9 +178,11 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     interp_init = {k: v.detach().clone() for k, v in interpolant.state_dict().items()}
     drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)
     nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen)
+    scale = eps_scale_record(x0, x1, eps, say)
     start = time.perf_counter()  # the coupling's plans count against the time budget
     restored = read_checkpoint(ckpt, problem) if resume else None
     choices, coupling, info = couple(cfg, x0, x1, eps, gen, say, restored)
+    info = info | {"eps_scale": scale}
     run_cfg = choices.apply(cfg)
     if cfg.gradient_drift == "auto" and choices.gradient_drift:
         g = torch.Generator().manual_seed(cfg.seed + GRADIENT_SEED_OFFSET)
