@@ -61,8 +61,8 @@ def _writer_pid(name: str, target: str) -> int | None:
     head, tail = f".{target}.", ".tmp"
     if not (name.startswith(head) and name.endswith(tail)):
         return None
-    pid = name[len(head) : -len(tail)].split(".", 1)[0]
-    return int(pid) if pid.isdigit() else None
+    parts = name[len(head) : -len(tail)].split(".")  # PID and mkstemp's random part (no dots)
+    return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() else None
 
 
 def _alive(pid: int) -> bool:

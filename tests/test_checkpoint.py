@@ -90,11 +90,12 @@ def test_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     orphan = tmp_path / f".bridge.pt.{_dead_pid()}.abc123.tmp"
     live = tmp_path / f".bridge.pt.{os.getpid()}.def456.tmp"
     other = tmp_path / f".state.pt.{_dead_pid()}.ghi789.tmp"
-    for p in (orphan, live, other):
+    longer = tmp_path / f".bridge.pt.7.{_dead_pid()}.jkl012.tmp"  # a writer of "bridge.pt.7"
+    for p in (orphan, live, other, longer):
         p.write_bytes(b"partial")
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
-    assert not orphan.exists() and live.exists() and other.exists()
+    assert not orphan.exists() and live.exists() and other.exists() and longer.exists()
     assert remove_stale_temps(tmp_path / "state.pt") == [other] and not other.exists()
 
 
