@@ -282,13 +282,15 @@ def _steps_progress(args, steps: int, unit: str):
 
 def _score(args, drawn: _Samples, data, device) -> dict:
     """Energy distance and Sinkhorn divergence of each sample set (and of the noise floor) to the
-    held-out target."""
+    held-out target. The floor scores as many training targets as the samples have rows (both
+    estimates are biased by the sample sizes, so only equal sizes compare)."""
     import torch
 
     from ..metrics import energy_distance, sinkhorn_divergence
 
     ref = data.x1_test.to(device).float()
-    floor_x = data.x1_train[: ref.shape[0]].to(device)
+    n_model = drawn.x_start.shape[0]
+    floor_x = data.x1_train[:n_model].to(device)
     n_sd = min(SINKHORN_POINTS, ref.shape[0])
     metrics = {
         "held_out_target": int(ref.shape[0]),
@@ -311,7 +313,12 @@ def _score(args, drawn: _Samples, data, device) -> dict:
         }
 
     metrics["noise_floor"] = score(floor_x)
-    metrics["noise_floor"]["what"] = "training target samples vs held-out target samples (same size)"
+    metrics["noise_floor"]["what"] = (
+        f"{floor_x.shape[0]} training target samples vs the {ref.shape[0]} held-out target samples: the sizes "
+        "the samples are scored at"
+    )
+    sizes = {name: [n_model, int(ref.shape[0])] for name in (*drawn.failures, *drawn.samples)}
+    metrics["sizes"] = {**sizes, "noise_floor": [int(floor_x.shape[0]), int(ref.shape[0])]}
     for name, msg in drawn.failures.items():
         metrics[name] = {"energy_distance": None, "sinkhorn_divergence": None, "finite": False, "error": msg}
     for name, x in drawn.samples.items():
@@ -372,14 +379,14 @@ def _plot_fit(path, target, source, samples, metrics, title) -> None:
     panels = [("source", source, None), ("target (held out)", target, None)]
     panels += [(name, x, metrics[name]) for name, x in samples.items()]
     ncol = len(panels)
-    fig, axes = plt.subplots(1, ncol, figsize=(3.0 * ncol, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, ncol, figsize=(3.0 * ncol, 3.9), squeeze=False)
     tgt = target.detach().cpu().float().numpy()
     lo, hi = tgt[:, :2].min(0), tgt[:, :2].max(0)
     pad = 0.15 * (hi - lo)
     for ax, (name, x, m) in zip(axes[0], panels):
         _plot_panel(ax, name, x.detach().cpu().float().numpy(), m, lo - pad, hi + pad)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title above the panels' three-line titles
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
@@ -392,14 +399,14 @@ def _plot_panel(ax, name: str, x, m, lo, hi) -> None:
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4, color=color, rasterized=True)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
+        ax.set_xlabel("coordinate 1")
+        ax.set_ylabel("coordinate 2")
     else:
         ax.hist(x[:, 0], bins=60, density=True, color=color)
-        ax.set_xlabel("$x$")
+        ax.set_xlabel("x")
         ax.set_ylabel("density")
     label = name.replace("sde_eps", "SDE eps=").replace("ode", "ODE")
     if m is not None and m.get("finite"):
-        label += f"\nED={m['energy_distance']:.3f}  SD={m['sinkhorn_divergence']:.3f}"
+        label += f"\nenergy distance {m['energy_distance']:.3f}\nSinkhorn divergence {m['sinkhorn_divergence']:.3f}"
     ax.set_title(label, fontsize=9)
     ax.set_aspect("equal" if x.shape[1] >= 2 else "auto")

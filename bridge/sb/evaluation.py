@@ -3,15 +3,21 @@ r"""Checks of a solved bridge against POT's entropic plan on held-out samples (d
 With held-out source points :math:`x_0^{(i)}` and target points :math:`y_j` (samples only, no
 closed form), :func:`evaluate_bridge` computes:
 
-* marginal quality of the SDE's :math:`X_1` (one forward-SDE sample per :math:`x_0^{(i)}`)
-  against the :math:`y_j`: energy distance, Sinkhorn divergence, W2, BW2-UVP (docs/math.md §6);
-  the same numbers for an independent target sample of the same size give the noise floor;
+* marginal quality of the SDE's :math:`X_1` (one forward-SDE sample per :math:`x_0^{(i)}`, ``n``
+  points) against the ``m`` points :math:`y_j`: energy distance, Sinkhorn divergence, W2, BW2-UVP
+  (docs/math.md §6); the noise floor is the same numbers for independent target samples of the
+  model's size ``n`` against the same :math:`y_j`, i.e. what a perfect model scores. Each of
+  these estimates is biased by the sample sizes, so only equal sizes compare, and one draw is
+  about as noisy as its mean, so the floor is the mean over :data:`FLOOR_SETS` disjoint sets,
+  with their spread (the model's one draw varies about as much);
 * the learned coupling (``K`` SDE samples per :math:`x_0^{(i)}`) against POT's entropic plan
   :math:`P` between the same :math:`x_0^{(i)}` and :math:`y_j` at ``reg = 4 eps``
   (:func:`bridge.ot.entropic_plan`): cross-covariance, barycentric map
   :math:`T(x_0^{(i)}) = \sum_j P_{ij} y_j / a_i` against the mean of the K samples, and the
   transport cost :math:`\mathbb E|x_0 - x_1|^2` (docs/math.md §5 (b)); POT's plan on an
-  independent target sample gives the reference's own sampling noise;
+  independent target sample gives the reference's own sampling noise. The L2-UVP has the
+  K-sample noise of the means subtracted; it is a share of variance, so a value below 0 (the map
+  is closer than K samples resolve) is reported as 0 with the unclipped value in a note;
 * the marginals at ``t = 0, 1/4, 1/2, 3/4, 1`` against the SB of the empirical plan, the
   Brownian-bridge mixture :math:`x_t = (1-t)x_0 + t x_1 + \sqrt{2\epsilon t(1-t)}\,z`,
   :math:`(x_0, x_1) \sim P`;
@@ -35,13 +41,21 @@ from torch import Tensor
 
 from .result import BridgeResult
 
-__all__ = ["BridgeEvaluation", "evaluate_bridge", "MARGINAL_TIMES"]
+__all__ = ["BridgeEvaluation", "evaluate_bridge", "FLOOR_SETS", "MARGINAL_TIMES", "SDE_STEPS"]
 
 #: Times at which the marginals are compared and plotted.
 MARGINAL_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: geomloss blur of the "sharp" Sinkhorn divergence (the one `bridge fit` reports): the matched
 #: blur sqrt(2 eps) smooths at the scale of the bridge's noise and sees little beyond the moments.
 SHARP_BLUR = 0.05
+#: Disjoint independent target sets (each of the model's size) whose scores are averaged into the
+#: noise floor, their standard deviation giving its spread: one set's energy distance or W2
+#: varies about as much as its mean (8 Gaussians, 1000 points), so a floor from one draw can sit
+#: far above or below what a perfect model scores.
+FLOOR_SETS = 5
+#: Stochastic Heun steps of the evaluation's SDE, on the end-refined grid: 100 is where the
+#: benchmarks sample (benchmarks/README.md §5.9); docs/commands.md gives the cost and the error.
+SDE_STEPS = 100
 
 
 @dataclass
@@ -83,7 +97,7 @@ def evaluate_bridge(
     *,
     x1_floor: Tensor | None = None,
     per_point: int = 16,
-    sde_steps: int = 500,
+    sde_steps: int = SDE_STEPS,
     sinkhorn_points: int = 1000,
     generator: torch.Generator | None = None,
     progress: Callable[[str], None] | None = None,
@@ -94,11 +108,12 @@ def evaluate_bridge(
         result: the solved bridge.
         x0: held-out source points ``(n, d)``; the SDE starts here.
         x1: held-out target points ``(m, d)``.
-        x1_floor: optional independent target points (e.g. training ones), ideally ``m`` of
-            them: the same metrics for them give the noise floor of the marginal metrics and of
-            the POT reference.
+        x1_floor: optional independent target points (e.g. the training ones), ideally at least
+            ``FLOOR_SETS * n`` and ``m`` of them: disjoint sets of ``n`` give the noise floor of
+            the marginal metrics, the first ``m`` that of the POT reference. With fewer than
+            ``n`` the floor is at a smaller size, which ``metrics["marginal"]["sizes"]`` shows.
         per_point: ``K`` SDE samples per source point for the coupling metrics (``>= 1``).
-        sde_steps: Heun steps of the SDE (:meth:`BridgeResult.sample`).
+        sde_steps: Heun steps of the SDE on the end-refined grid (:meth:`BridgeResult.sample`).
         sinkhorn_points: points per side for the Sinkhorn divergences (geomloss is O(n^2)).
         generator: randomness of the SDE (on the drift's device); the POT-plan draws use a CPU
             generator seeded from it.
@@ -133,7 +148,7 @@ def evaluate_bridge(
     gen = generator if generator is not None else torch.Generator(device=_drift_parameter(result).device)
     cpu_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device)))
     a, b = _cpu64(x0), _cpu64(x1)
-    floor = _cpu64(x1_floor)[: b.shape[0]] if x1_floor is not None else None
+    floor = _cpu64(x1_floor) if x1_floor is not None else None
     settings = _settings(
         es, a.shape[0], b.shape[0], sde_steps=sde_steps, per_point=per_point, sinkhorn_points=sinkhorn_points
     )
@@ -142,8 +157,13 @@ def evaluate_bridge(
     ys = _sample_model(ev, result, x0, steps=sde_steps, per_point=per_point, generator=gen, say=say)
     ev.metrics["kinetic"] = _kinetic_metrics(result.history, ev.kinetic_path, eps)
     say("[solve] evaluation: marginal metrics (energy distance, Sinkhorn divergence, W2, BW2-UVP)")
-    ev.metrics["marginal"] = _marginal_metrics(ev.model_x1, b, floor, blur=es.geomloss_blur, points=sinkhorn_points)
-    ev.metrics["coupling"] = _coupling_metrics(ev, ys, floor, eps=eps, per_point=per_point, generator=cpu_gen, say=say)
+    ev.metrics["marginal"] = _marginal_metrics(
+        ev.model_x1, b, _floor_sets(floor, a.shape[0]), blur=es.geomloss_blur, points=sinkhorn_points, say=say
+    )
+    ref_floor = floor[: b.shape[0]] if floor is not None else None
+    ev.metrics["coupling"] = _coupling_metrics(
+        ev, ys, ref_floor, eps=eps, per_point=per_point, generator=cpu_gen, say=say
+    )
     ev.metrics["marginals_by_t"] = _marginals_by_t(ev)
     ev.wall_s = time.perf_counter() - start
     return ev
@@ -185,7 +205,8 @@ def _settings(es, n: int, m: int, *, sde_steps: int, per_point: int, sinkhorn_po
         "sde": {
             "solver": "StochasticHeun",
             "steps": sde_steps,
-            "grid": "end-refined t = 1 - (1 - s)^2 for the coupling samples; uniform for the paths",
+            "grid": "end-refined t = 1 - (1 - s)^2; the marginals are taken at the grid times nearest "
+            "to t = 0, 1/4, 1/2, 3/4, 1",
             "per_point": per_point,
             "points": n,
         },
@@ -205,23 +226,26 @@ def _sample_model(
     generator: torch.Generator,
     say: Callable[[str], None],
 ) -> Tensor | None:
-    """Run the learned SDE from the held-out source ``x0``: one path per point on the uniform
-    grid (fills ``ev.times``, ``ev.model_x1``, ``ev.model_marginals``, ``ev.kinetic_path``), then
-    ``per_point`` end points per point, returned as ``(n, K, d)`` on the CPU in float64. A diverging
-    SDE is recorded in ``ev.errors["sde"]`` and gives None. Progress lines count the samples."""
+    """Run the learned SDE from the held-out source ``x0`` on the end-refined grid: one path per
+    point (fills ``ev.times``, the grid times nearest to :data:`MARGINAL_TIMES`, ``ev.model_x1``,
+    ``ev.model_marginals``, ``ev.kinetic_path``), then ``per_point`` end points per point, returned
+    as ``(n, K, d)`` on the CPU in float64. A diverging SDE is recorded in ``ev.errors["sde"]`` and
+    gives None. Progress lines count the samples."""
     from ..metrics import kinetic_energy
     from ..progress import Progress
+    from .sde import sde_times
 
     n = x0.shape[0]
     say(f"[solve] evaluation: SDE from {n} held-out points, {steps} Heun steps, 1 + {per_point} samples each")
-    idx = [round(t * steps) for t in MARGINAL_TIMES]
-    ev.times = tuple(k / steps for k in idx)
+    grid = sde_times(steps, "end")
+    idx = [int((grid - t).abs().argmin()) for t in MARGINAL_TIMES]
+    ev.times = tuple(float(grid[k]) for k in idx)
     param = _drift_parameter(result)
     xs = x0.detach().to(device=param.device, dtype=param.dtype)
     done = Progress((1 + per_point) * n, "solve", say, unit="evaluation SDE samples")
     try:
         end, traj = result.sample(
-            xs, per_point=1, steps=steps, generator=generator, trajectory=True, grid="uniform", progress=done.part(0, n)
+            xs, per_point=1, steps=steps, generator=generator, trajectory=True, progress=done.part(0, n)
         )
         ys = result.sample(
             xs, per_point=per_point, steps=steps, generator=generator, progress=done.part(n, per_point * n)
@@ -233,8 +257,7 @@ def _sample_model(
     traj = traj[:, :, 0]
     ev.model_x1 = _cpu64(end[:, 0])
     ev.model_marginals = _cpu64(traj[idx])
-    grid = torch.linspace(0.0, 1.0, steps + 1, dtype=param.dtype, device=param.device)
-    ev.kinetic_path = kinetic_energy(result.drift, traj, grid)
+    ev.kinetic_path = kinetic_energy(result.drift, traj, grid.to(dtype=param.dtype, device=param.device))
     return _cpu64(ys)
 
 
@@ -265,7 +288,8 @@ def _kinetic_metrics(history: list, kinetic_path: float | None, eps: float) -> d
     kin["kl_path"] = sb_kl_from_kinetic_energy(kinetic_path, eps) if kinetic_path is not None else None
     kin["what"] = (
         "int_0^1 E|u|^2 dt: 'last'/'mean_last_quarter' from the training history (interpolant samples), "
-        "'path' along the SDE from the held-out source (trapezoid on the SDE grid); KL(P_SB || W) = KE / (4 eps)"
+        "'path' along the SDE from the held-out source (trapezoid on the end-refined SDE grid); "
+        "KL(P_SB || W) = KE / (4 eps)"
     )
     return kin
 
@@ -286,15 +310,45 @@ def _marginal_scores(x: Tensor, ref: Tensor, blur: float, sd_points: int) -> dic
     }
 
 
-def _marginal_metrics(model_x1: Tensor | None, x1: Tensor, floor: Tensor | None, *, blur: float, points: int) -> dict:
-    """Scores of the SDE's :math:`X_1` against the held-out target and, when ``floor`` is given,
-    the same scores for that independent target sample (the noise floor)."""
-    marginal: dict = {"model": None, "noise_floor": None}
+def _floor_sets(pool: Tensor | None, n: int) -> list:
+    """Up to :data:`FLOOR_SETS` disjoint sets of ``n`` rows of ``pool`` (all of it, if it has fewer)."""
+    if pool is None or pool.shape[0] == 0:
+        return []
+    if pool.shape[0] < n:
+        return [pool]
+    return [pool[k * n : (k + 1) * n] for k in range(min(FLOOR_SETS, pool.shape[0] // n))]
+
+
+def _marginal_metrics(model_x1: Tensor | None, x1: Tensor, floor_sets: list, *, blur: float, points: int, say):
+    """Scores of the SDE's :math:`X_1` against the held-out target ``x1`` (``model``) and the noise
+    floor: the same scores for each independent target set of ``floor_sets``, their mean
+    (``noise_floor``), standard deviation (``noise_floor_spread``) and count; ``sizes`` gives the
+    ``[rows, m]`` of each side."""
+    from ..progress import Progress
+
+    m = x1.shape[0]
+    marginal: dict = {"model": None, "noise_floor": None, "sizes": {}}
+    done = Progress(1 + len(floor_sets), "solve", say, unit="evaluation sample sets scored")
     if model_x1 is not None:
         marginal["model"] = _marginal_scores(model_x1, x1, blur, points)
-    if floor is not None:
-        marginal["noise_floor"] = _marginal_scores(floor, x1, blur, points)
-        marginal["noise_floor_what"] = f"{floor.shape[0]} training target samples vs the held-out target samples"
+        marginal["sizes"]["model"] = [model_x1.shape[0], m]
+    done.update(1)
+    scores = []
+    for k, x in enumerate(floor_sets):
+        scores.append(_marginal_scores(x, x1, blur, points))
+        done.update(2 + k)
+    if scores:
+        vals = {k: torch.tensor([s[k] for s in scores], dtype=torch.float64) for k in scores[0]}
+        marginal["noise_floor"] = {k: float(v.mean()) for k, v in vals.items()}
+        marginal["noise_floor_spread"] = {k: float(v.std()) if len(scores) > 1 else None for k, v in vals.items()}
+        marginal["noise_floor_sets"] = len(scores)
+        marginal["sizes"]["noise_floor"] = [floor_sets[0].shape[0], m]
+    marginal["what"] = (
+        f"'model': one SDE sample X_1 per held-out x0, scored against the {m} held-out target samples; one draw, "
+        "which varies from draw to draw about as much as 'noise_floor_spread'. 'noise_floor': the mean (spread: "
+        "standard deviation) over disjoint sets of training target samples of the model's size, each scored "
+        "against the same held-out samples: what a model that samples the target itself scores at these sizes"
+    )
     return marginal
 
 
@@ -305,12 +359,15 @@ def _marginals_by_t(ev: BridgeEvaluation) -> dict:
         from ..metrics import energy_distance
 
         by_t = {
-            f"{t:g}": energy_distance(ev.model_marginals[k], ev.reference_marginals[k]) for k, t in enumerate(ev.times)
+            f"{t:g}": energy_distance(ev.model_marginals[k], ev.reference_marginals[k])
+            for k, t in enumerate(MARGINAL_TIMES)
         }
     return {
         "energy_distance": by_t,
+        "times": {f"{t:g}": grid_t for t, grid_t in zip(MARGINAL_TIMES, ev.times)},
         "what": "squared energy distance between the SDE's X_t and the Brownian-bridge mixture of POT's plan "
-        "x_t = (1-t) x0 + t x1 + sqrt(2 eps t(1-t)) z, from the same held-out x0",
+        "x_t = (1-t) x0 + t x1 + sqrt(2 eps t(1-t)) z, from the same held-out x0, at the SDE grid time nearest "
+        "to each t ('times')",
     }
 
 
@@ -355,7 +412,8 @@ def _coupling_metrics(
         coupling["what"] = (
             "learned coupling (x0, K SDE samples) vs POT's plan on the same held-out x0 and target samples; "
             "barycentric_map_l2_uvp = 100 mean|mean_k x1_ik - T(x0_i)|^2 / tr Cov(target), minus the K-sample "
-            "noise (unbiased; '_raw' without)"
+            "noise tr Cov_i / K (unbiased: '_unclipped'), and 0 where that falls below 0; '_raw' without the "
+            "noise subtracted"
         )
         if floor is not None:
             coupling["reference_floor"] = _reference_floor(a, floor, eps, c_ref, t_map, tr_cov)
@@ -380,10 +438,25 @@ def _coupling_scores(x0: Tensor, ys: Tensor, c_ref: Tensor, t_map: Tensor, tr_co
         scores["cross_covariance_rel_error"] = cross_covariance_error(x0, ys, c_ref)
     except ValueError:  # a zero reference (e.g. independent plan at huge eps)
         scores["cross_covariance_rel_error"] = None
-    scores["barycentric_map_l2_uvp"] = barycentric_map_error(ys, t_map, tr_cov, unbiased=unbiased)
+    scores.update(_l2_uvp(barycentric_map_error(ys, t_map, tr_cov, unbiased=unbiased)))
     scores["barycentric_map_l2_uvp_raw"] = barycentric_map_error(ys, t_map, tr_cov)
     scores["model_transport_cost"] = float(((ys - x0[:, None]) ** 2).sum(-1).mean())
     return scores
+
+
+def _l2_uvp(value: float) -> dict:
+    """The barycentric-map L2-UVP (in %) as the report gives it: a share of unexplained variance,
+    so never below 0. With the K-sample noise subtracted the estimate can fall below 0 when the
+    learned map is closer to the reference than K samples resolve; then 0 is given and a note
+    keeps the unclipped value."""
+    out = {"barycentric_map_l2_uvp": max(value, 0.0), "barycentric_map_l2_uvp_unclipped": value}
+    if value < 0:
+        out["barycentric_map_l2_uvp_note"] = (
+            f"the estimate with the noise of the K-sample means subtracted was {value:.3g}%, below 0: the learned "
+            "map is closer to POT's than K samples per point can resolve. An L2-UVP is a share of variance, so "
+            "0 is reported; more samples per point resolve it"
+        )
+    return out
 
 
 def _reference_floor(x0: Tensor, floor: Tensor, eps: float, c_ref: Tensor, t_map: Tensor, tr_cov: float) -> dict:

@@ -13,7 +13,7 @@ import io
 
 import torch
 
-from .evaluation import BridgeEvaluation
+from .evaluation import MARGINAL_TIMES, BridgeEvaluation
 from .result import BridgeResult
 
 __all__ = ["FIGURES", "write_figures", "plot_coupling", "plot_marginals", "plot_coefficients", "plot_history"]
@@ -123,8 +123,9 @@ def plot_marginals(ev: BridgeEvaluation, path, *, eps: float) -> None:
             ax.set_xlabel("coordinate 1")
             ax.set_ylabel("coordinate 2")
         title = f"t = {t:.2f}"
-        if f"{t:g}" in ed:
-            title += f"\nenergy dist. {ed[f'{t:g}']:.3g}"
+        key = f"{MARGINAL_TIMES[k]:g}" if k < len(MARGINAL_TIMES) else None  # report.json's nominal t
+        if key in ed:
+            title += f"\nenergy distance {ed[key]:.3g}"
         ax.set_title(title, fontsize=9)
     if not have:
         axes[0][0].text(0.5, 0.5, "no samples (see report.json)", ha="center", transform=axes[0][0].transAxes)
@@ -172,8 +173,8 @@ def plot_coefficients(result: BridgeResult, path, *, points: int = 101) -> None:
 
 
 def plot_history(history: list, path, *, kinetic_path: float | None = None, refine_starts: list | None = None) -> None:
-    """``history.png``: objective and kinetic-energy estimate against the outer step, with the
-    start of each coupling-refinement round (``BridgeResult.coupling["refine"]["started"]``)."""
+    """``history.png``: the max–min objective and the kinetic-energy estimate per outer step, with
+    the start of each coupling-refinement round (``BridgeResult.coupling["refine"]["started"]``)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
@@ -181,9 +182,9 @@ def plot_history(history: list, path, *, kinetic_path: float | None = None, refi
     steps = [r["step"] for r in recs]
     ax0, ax1 = axes[0]
     if recs:
-        ax0.plot(steps, [r["objective"] for r in recs], color="C0", marker=".", label="max-min objective")
-        ax1.plot(steps, [r["kinetic"] for r in recs], color="C1", marker=".", label="int E|u|^2 dt (batch estimate)")
-        ax1.plot(steps, [-2 * r["objective"] for r in recs], "C0--", lw=1, label="-2 x objective")
+        ax0.plot(steps, [r["objective"] for r in recs], color="C0", marker=".", label="on one training batch")
+        ax1.plot(steps, [r["kinetic"] for r in recs], color="C1", marker=".", label="on one training batch")
+        ax1.plot(steps, [-2 * r["objective"] for r in recs], "C0--", lw=1, label="−2 × max–min objective")
     else:
         for ax in (ax0, ax1):
             ax.text(0.5, 0.5, "no logged outer steps", ha="center", va="center", transform=ax.transAxes)
@@ -194,10 +195,12 @@ def plot_history(history: list, path, *, kinetic_path: float | None = None, refi
             ax.axvline(r["step"] + 0.5, color="0.5", ls="--", lw=1, label="refinement round" if k == 0 else None)
     ax0.set_xlabel("outer step")
     ax0.set_ylabel("objective")
-    ax0.set_title("objective (SI 3.39)", fontsize=10)
+    ax0.set_title("max–min objective", fontsize=10)
     ax1.set_xlabel("outer step")
-    ax1.set_ylabel("kinetic energy")
-    ax1.set_title("kinetic energy", fontsize=10)
+    ax1.set_ylabel("∫ E|u|² dt")
+    ax1.set_title("kinetic energy of the drift", fontsize=10)
+    records = f" ({len(recs)} records, one every {steps[-1] - steps[-2]} steps)" if len(recs) > 2 else ""
+    fig.suptitle(f"max–min objective and kinetic energy per outer step{records}", fontsize=11)
     for ax in (ax0, ax1):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="best")

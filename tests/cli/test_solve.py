@@ -35,13 +35,19 @@ def test_solve_writes_the_run_directory(run_dir):
     m = rep["metrics"]
     for key in ("energy_distance", "sinkhorn_divergence", "w2", "bw2_uvp"):
         assert m["marginal"]["model"][key] >= 0 and m["marginal"]["noise_floor"][key] >= 0, key
+        assert m["marginal"]["noise_floor_spread"][key] >= 0, key
+    # the floor: 5 disjoint sets of 60 training targets, each against the same 60 held-out ones as the model
+    assert m["marginal"]["sizes"] == {"model": [60, 60], "noise_floor": [60, 60]}
+    assert m["marginal"]["noise_floor_sets"] == 5
     c = m["coupling"]
-    assert c["available"]
+    assert c["available"] and c["barycentric_map_l2_uvp"] >= 0 and c["barycentric_map_l2_uvp_raw"] >= 0
     for key in ("cross_covariance_rel_error", "barycentric_map_l2_uvp", "model_transport_cost", "pot_transport_cost"):
         assert math.isfinite(c[key]), key
     assert np.array(c["model_cross_covariance"]).shape == np.array(c["pot_cross_covariance"]).shape == (2, 2)
     assert set(c["reference_floor"]) >= {"cross_covariance_rel_error", "barycentric_map_l2_uvp"}
     assert set(m["marginals_by_t"]["energy_distance"]) == {"0", "0.25", "0.5", "0.75", "1"}
+    # taken at the 8-step end-refined grid's times t = 1 - (1 - k/8)^2 nearest to those
+    assert m["marginals_by_t"]["times"] == {"0": 0.0, "0.25": 0.234375, "0.5": 0.4375, "0.75": 0.75, "1": 1.0}
     assert m["marginals_by_t"]["energy_distance"]["0"] == pytest.approx(0.0, abs=1e-12)  # both start at x0
     k = m["kinetic"]
     assert k["kl_path"] == pytest.approx(k["path"] / (4 * EPS)) and k["kl_last"] == pytest.approx(k["last"] / (4 * EPS))
@@ -63,7 +69,7 @@ def test_solve_writes_the_run_directory(run_dir):
 @pytest.mark.parametrize(
     "change, word",
     [
-        ({"--target": "{tmp}/d3.npy"}, "dimension"),
+        ({"--source": "moons", "--target": "{tmp}/d3.npy"}, "dimension"),  # gaussian would take d = 3
         ({"--source": "{tmp}/nan.npy"}, "NaN"),
         ({"--eps": "0"}, "--eps"),
         ({"--eps": "-0.5"}, "--eps"),
@@ -212,7 +218,7 @@ def test_python_m_and_console_script_agree(tmp_path):
     args = [
         "solve",
         "--source",
-        "gaussian",
+        "moons",  # 2-D against a 3-D target (gaussian would take the target's dimension)
         "--target",
         str(tmp_path / "d3.npy"),
         "--eps",
