@@ -32,6 +32,9 @@ unpaired) and are scored on the same test inputs ``x ~ rho0``:
   (:func:`bridge.conventions.reference_variance`), and then both numbers agree (checked at run
   time). Its networks are the bridge's drift MLP (same width/depth), trained with Adam for the
   same wall-clock budget; its SDE uses the same integrator and step count.
+* **lightsb**: LightSB (Korotin et al., ICLR 2024), the SB in the Gaussian-mixture potential
+  family fitted by its KL objective, sampled exactly (``benchmarks/lightsb.py``: settings,
+  ``--lightsb-set``, and its published numbers, printed beside ours on the mixture problems).
 * **floor**: exact conditional samples (``ref.sample_conditional``) at the same test inputs and
   ``K``: cBW2-UVP with ``K`` samples per input is biased upwards by sampling noise (docs/math.md §6), so
   a method's number is only meaningful against this floor.
@@ -94,6 +97,9 @@ from bridge.ot import entropic_plan, entropic_potentials, minibatch_log_plan
 from bridge.reference import gaussian_sb, make_mixture_benchmark
 from bridge.samplers import StochasticHeun, sample_sde
 from bridge.sb import SBConfig, end_grid_sde, solve_bridge
+
+sys.path.insert(0, str(Path(__file__).parent))
+import lightsb as lightsb_peer  # noqa: E402  (the LightSB peer and its published numbers)
 
 DT = torch.float64  # references and metrics
 TRAIN_DT = torch.float32  # training data, networks and their samples
@@ -459,8 +465,9 @@ METHODS = {
     "pot": run_pot,
     "sf2m": run_sf2m,  # torchcfm when importable (--sf2m-impl)
     "sf2m-own": lambda prob, args: run_sf2m(prob, args, impl="own"),  # ours, e.g. next to torchcfm's
+    "lightsb": lambda prob, args: lightsb_peer.run(prob, args, evaluate, say),
 }
-LABELS = {"bridge": "bridge", "pot": "Sinkhorn (discrete)", "sf2m": "SF2M", "sf2m-own": "SF2M"}
+LABELS = {"bridge": "bridge", "pot": "Sinkhorn (discrete)", "sf2m": "SF2M", "sf2m-own": "SF2M", "lightsb": "LightSB"}
 
 
 # -- one problem, the table, the record -------------------------------------------------------
@@ -592,7 +599,9 @@ def parse_args(argv=None):
     p.add_argument("--per-point", type=int, default=None, help="samples per test input (default 500)")
     p.add_argument("--cov-points", type=int, default=None, help="inputs (1 sample each) for the cross-covariance")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", default="bridge,pot,sf2m", help="comma-separated subset of bridge,pot,sf2m,sf2m-own")
+    p.add_argument(
+        "--methods", default="bridge,pot,sf2m", help="comma-separated subset of bridge,pot,sf2m,sf2m-own,lightsb"
+    )
     p.add_argument("--gauss-eps", type=float, default=0.5, help="eps of the Gaussian problems")
     p.add_argument("--trace-samples", type=int, default=100_000, help="samples for tr Cov(rho1) (mixtures)")
     p.add_argument("--bridge-outer-steps", type=int, default=None, help="cap on outer steps (default: the budget)")
@@ -617,6 +626,7 @@ def parse_args(argv=None):
         "(bridge.sb.end_grid_sde), to see what the grid alone is worth",
     )
     p.add_argument("--sf2m-batch", type=int, default=256, help="SF2M minibatch (256 as in torchcfm's SF2M tutorial)")
+    lightsb_peer.add_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sb.json"))
     args = p.parse_args(argv)
@@ -637,6 +647,7 @@ def parse_args(argv=None):
         except json.JSONDecodeError:
             overrides[key] = val  # a bare string, e.g. drift_form=endpoint
     args.bridge_set = overrides
+    args.lightsb_set = lightsb_peer.parse_overrides(args.lightsb_set, p.error)
     args.problems = [s.strip() for s in args.problems.split(",") if s.strip()]
     for name in args.problems:
         parse_problem(name)
@@ -683,6 +694,11 @@ def main(argv=None):
     print("'− floor': the method's excess over it; '/ bridge': the method's metric over bridge's (> 1: bridge better).")
     for s in record["sf2m_implementation"]:
         print(f"SF2M ran as: {s}")
+    published = lightsb_peer.published_table(record["problems"])
+    if published:
+        print()
+        print("LightSB's published cBW2-UVP (its paper; other instances of the same design, other test sizes):")
+        print(published)
     print(f"wrote {out}")
 
 
