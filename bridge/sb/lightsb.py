@@ -160,7 +160,8 @@ def fit_lightsb(
         schedule: ``"cosine"`` or ``"constant"``.
         batch_size: rows per side per step.
         init_scale: the initial :math:`S_k = \mathrm{init\_scale}\cdot I`.
-        generator: randomness of the initial means and of the minibatches.
+        generator: randomness of the initial means and of the minibatches (a CPU generator:
+            the indices are drawn on the CPU, then moved to the data's device).
         threads: torch CPU threads during the fit (None: leave torch's setting).
         progress: where the progress lines go (default stderr).
 

@@ -159,9 +159,10 @@ class MixturePotential(nn.Module):
             raise ValueError("weights, means, covs: expected tensors of shapes (K,), (K, d) and (K, d) or (K, d, d)")
         K, d = means.shape
         full = covs.dim() == 3
-        if weights.shape != (K,) or covs.shape != ((K, d, d) if full else (K, d)) or not bool((weights > 0).all()):
+        positive = bool((weights > 0).all()) and (full or bool((covs > 0).all()))
+        if weights.shape != (K,) or covs.shape != ((K, d, d) if full else (K, d)) or not positive:
             raise ValueError(
-                f"weights, covs: expected positive weights ({K},) and covs ({K}, {d}) or ({K}, {d}, {d}), "
+                f"weights, covs: expected positive weights ({K},) and positive covs ({K}, {d}) or ({K}, {d}, {d}), "
                 f"got {tuple(weights.shape)} and {tuple(covs.shape)}"
             )
         pot = cls(d, K, eps, covariance="full" if full else "diagonal", means=means)
@@ -374,7 +375,9 @@ class MixturePotential(nn.Module):
 
     @torch.no_grad()
     def sample(self, x0: Tensor, per_point: int = 1, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Exact samples of :math:`x_1 \mid x_0` (:meth:`conditional`): ``per_point`` per row, ``(n, per_point, d)``.
+        r"""Exact samples of :math:`x_1 \mid x_0` (:meth:`conditional`): ``per_point`` per row, ``(n, per_point, d)``;
+        ``generator`` lives on ``x0``'s device. Rows are drawn in blocks whose ``(rows, K, d)``
+        intermediates stay small, so any number of inputs fits in memory.
 
         Example:
             >>> import torch
