@@ -23,16 +23,26 @@ __all__ = ["REFINE_CHUNK", "RefineSchedule", "sde_pairs"]
 REFINE_CHUNK = 8192
 
 
-def sde_pairs(drift: nn.Module, x0: Tensor, n: int, eps: float, steps: int, gen: torch.Generator):
+def sde_pairs(
+    drift: nn.Module, x0: Tensor, n: int, eps: float, steps: int, gen: torch.Generator, progress=None
+) -> tuple[Tensor, Tensor]:
     """``n`` pairs ``(x0[i], X1)``: rows of ``x0`` drawn with replacement and ``X1`` from the SDE
     ``dX = drift dt + sqrt(2 eps) dW`` started there (end-refined Heun grid, as
-    :meth:`BridgeResult.sample`)."""
+    :meth:`BridgeResult.sample`). ``progress(done, n)`` is told the pairs done, step by step."""
     xa = x0[torch.randint(0, x0.shape[0], (n,), generator=gen).to(x0.device)]
-    chunks = [xa[i : i + REFINE_CHUNK] for i in range(0, n, REFINE_CHUNK)]
-    xb = torch.cat([forward_sde(drift, eps, c, steps=steps, generator=gen).x for c in chunks])
+    xb = []
+    for i in range(0, n, REFINE_CHUNK):
+        c = xa[i : i + REFINE_CHUNK]
+        part = None if progress is None else _part(progress, i, c.shape[0], n)
+        xb.append(forward_sde(drift, eps, c, steps=steps, generator=gen, progress=part).x)
+    xb = torch.cat(xb)
     if not bool(torch.isfinite(xb).all()):
         raise FloatingPointError("coupling refinement: the learned SDE gave NaN or Inf samples; the max-min diverged")
     return xa, xb
+
+
+def _part(progress, start: int, size: int, n: int):
+    return lambda done, total: progress(start + size * done // max(total, 1), n)
 
 
 @dataclass(frozen=True)

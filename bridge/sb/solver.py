@@ -21,8 +21,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .. import progress as progress_lines
 from ..checkpoint import save_checkpoint
 from ..losses import sample_times
+from ..progress import Progress, format_seconds
 from ..threads import torch_threads
 from ..train import ema_update
 from .auto import AutoChoices
@@ -132,6 +134,7 @@ class _Run:
     start: float = field(default_factory=time.perf_counter)
     last_save: float = field(default_factory=time.perf_counter)
     spare: nn.Module | None = None
+    last_line: float = field(default_factory=time.perf_counter)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -160,6 +163,21 @@ class _Run:
         if self.spare is None:
             self.spare = self.make_spare()
         return self.spare
+
+    def tick(self, st: TrainState) -> None:
+        """A progress line when ``progress.EVERY_S`` seconds have passed without one (and
+        ``log_every`` is on): the step, the time so far and the time left."""
+        now = time.perf_counter()
+        if not self.cfg.log_every or now - self.last_line < progress_lines.EVERY_S:
+            return
+        self.last_line = now
+        cfg, frac, elapsed = self.cfg, self.frac_done(st, st.step), self.elapsed(st)
+        warm = st.warm_done < cfg.warmup_steps
+        what = f"warm-up {st.warm_done}/{cfg.warmup_steps}" if warm else f"step {st.step}/{cfg.outer_steps}"
+        left = f"~{format_seconds(elapsed * (1 - frac) / frac)} left" if frac > 0 else "time left unknown"
+        if cfg.time_budget is not None:
+            left += f" (budget {format_seconds(cfg.time_budget)})"
+        self.say(f"[solve] training: {what}, {format_seconds(elapsed)}, {left}")
 
     def maybe_save(self, st: TrainState, force: bool = False) -> None:
         if self.ckpt is not None and (force or time.perf_counter() - self.last_save >= self.checkpoint_every):
@@ -226,6 +244,7 @@ def _train(st: TrainState, run: _Run) -> None:
         _inner_step(st, run)
         st.warm_done += 1
         run.maybe_save(st)
+        run.tick(st)
     while st.stopped_by == "steps" and st.step < cfg.outer_steps:
         if run.out_of_time(st):
             st.stopped_by = "time_budget"
@@ -236,6 +255,7 @@ def _train(st: TrainState, run: _Run) -> None:
             _inner_step(st, run)
             st.warm_done += 1
             run.maybe_save(st)
+            run.tick(st)
             continue
         st.step += 1
         decay = run.schedule.decay(run.frac_done(st, st.step), st.phase, st.phase_start)
@@ -246,6 +266,7 @@ def _train(st: TrainState, run: _Run) -> None:
             _validate(st, run)
             _check_patience(st, run)
         run.maybe_save(st)
+        run.tick(st)
     run.maybe_save(st, force=True)  # before the last comparison: an extended run continues as an uninterrupted one
     v = st.validation
     if v is not None and (not v.curve or v.curve[-1]["step"] != st.step):
@@ -314,6 +335,7 @@ def _log_step(st: TrainState, run: _Run, value: float, gap: float) -> None:
         "wall_s": round(run.elapsed(st), 3),
     }
     st.history.append(rec)
+    run.last_line = time.perf_counter()
     run.say(
         f"[solve] outer {st.step:>6d}/{run.cfg.outer_steps}  objective {value:+.4f}  "
         f"kinetic {kinetic:.4f}  inner gap {gap:+.2e}  {rec['wall_s']:.1f}s"
@@ -348,7 +370,9 @@ def _start_round(st: TrainState, run: _Run) -> None:
     cfg = run.cfg
     t0, wall0 = time.perf_counter(), run.elapsed(st)
     st.phase_start = run.frac_done(st, st.step)
-    xa, xb = sde_pairs(st.drift_out, run.x0, cfg.refine_pairs, run.eps, cfg.refine_sde_steps, st.gen)
+    ticker = Progress(cfg.refine_pairs, "solve", run.say, unit="refinement pairs from the learned SDE")
+    report = (lambda done, total: ticker.update(done)) if cfg.log_every else None
+    xa, xb = sde_pairs(st.drift_out, run.x0, cfg.refine_pairs, run.eps, cfg.refine_sde_steps, st.gen, report)
     gen_s = time.perf_counter() - t0
     st.phase += 1
     st.coupling = PairedRows({"x0": xa, "x1": xb}, st.gen)

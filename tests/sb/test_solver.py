@@ -687,9 +687,9 @@ def test_refinement_rounds_train_on_sde_pairs_with_the_reset_interpolant(monkeyp
     seen = {"pools": [], "interp_at_draw": [], "interp_at_train": []}
     real_pairs, real_pool = solver.sde_pairs, PairedRows.__call__
 
-    def pairs(drift, x, n, eps, steps, gen):
+    def pairs(drift, x, n, eps, steps, gen, progress=None):
         seen["interp_at_draw"].append([p.detach().clone() for p in interp.parameters()])
-        out = real_pairs(drift, x, n, eps, steps, gen)
+        out = real_pairs(drift, x, n, eps, steps, gen, progress)
         seen["pools"].append(out)
         return out
 
@@ -752,3 +752,27 @@ def test_auto_refinement_is_off_with_plans_and_on_with_the_independent_coupling(
 def test_refinement_settings_are_checked(field, value):
     with pytest.raises(ValueError, match=field):
         SBConfig(outer_steps=1, warmup_steps=0, log_every=0, **{field: value})
+
+
+def test_long_stages_report_their_progress(monkeypatch):
+    """Between the logged records, training says every ``progress.EVERY_S`` seconds where it is and
+    how long is left; the refinement round says how many of its pairs are drawn (here EVERY_S = 0:
+    a line at every chance). The draws are those of a silent run."""
+    import bridge.progress
+
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g) + 1
+    cfg = SBConfig(
+        outer_steps=6, warmup_steps=2, batch_size=16, hidden=8, log_every=100, coupling="independent",
+        refine_rounds=1, refine_pairs=300, refine_sde_steps=4, time_budget=1000.0,
+    )  # fmt: skip
+    quiet = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    monkeypatch.setattr(bridge.progress, "EVERY_S", 0.0)
+    lines = []
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append)
+    ticks = [m for m in lines if m.startswith("[solve] training:")]
+    assert any("warm-up 1/2" in m for m in ticks) and any("step 5/6" in m for m in ticks)
+    assert all("left" in m and "budget" in m for m in ticks)
+    assert any("300/300 refinement pairs" in m and m.endswith("done") for m in lines)
+    for p, q in zip(res.drift_net.parameters(), quiet.drift_net.parameters(), strict=True):
+        assert torch.equal(p, q)
