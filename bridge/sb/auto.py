@@ -107,6 +107,7 @@ def resolve_auto(
 
 def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch.Generator, say):
     """``(choice, reason, record)`` from the first plan's median row ESS."""
+    say(f"[solve] coupling 'auto': an entropic plan between up to {cfg.plan_size} points per side decides")
     first, wall_s = first_plan(x0, x1, eps, cfg, gen)
     ess, (k0, k1) = first.row_ess, (first.a.shape[0], first.b.shape[0])
     head = f"[solve] Sinkhorn plan on {k0} x {k1} points at eps = {eps:g}:"

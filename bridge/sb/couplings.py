@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..progress import Progress
+
 __all__ = [
     "MINIBATCH_ADVICE",
     "PLANS_ADVICE",
@@ -237,12 +239,14 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
     count, k0, k1 = _plan_layout(x0, x1, cfg.plan_size, cfg.plan_count)
     perm0, perm1 = _permutations(x0, x1, gen)
     budget, limited, plans = cfg.time_budget, False, []
+    ticker = Progress(count, "solve", say, unit="Sinkhorn plans of the coupling")
     for k in range(count):
         spent = time.perf_counter() - t0
         if k > 0 and budget is not None and spent * (k + 1) / k > PLAN_BUDGET_SHARE * budget:
             limited = True
             break
         plans.append(_solve_plan(x0[perm0[k * k0 : (k + 1) * k0]], x1[perm1[k * k1 : (k + 1) * k1]], eps, cfg.plan_tol))
+        ticker.update(k + 1)
     dtype = torch.float64 if x0.dtype == torch.float64 else torch.float32
     cdf = torch.stack([row_cdf(p.rows).to(dtype) for p in plans])
     pairs = PlanPairs(torch.stack([p.a for p in plans]), torch.stack([p.b for p in plans]), cdf, gen)
