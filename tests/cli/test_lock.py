@@ -80,8 +80,10 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path):
         assert f"is in use by another bridge process (pid {first.pid})" in err and str(out) in err
         assert first.poll() is None  # still running
     finally:
-        first.send_signal(signal.SIGINT)
-        first.wait(timeout=60)
+        # SIGTERM, not SIGINT: a process started from a non-interactive shell's background job
+        # ignores SIGINT, and Python then installs no KeyboardInterrupt handler
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 143
 
 
 @pytest.mark.slow
