@@ -18,6 +18,7 @@ The choices, not ``"auto"``, are what :class:`~bridge.sb.BridgeResult`, ``bridge
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -107,8 +108,21 @@ def resolve_auto(
 
 def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch.Generator, say):
     """``(choice, reason, record)`` from the first plan's median row ESS."""
+    from ..ot import ConvergenceError
+
     say(f"[solve] coupling 'auto': an entropic plan between up to {cfg.plan_size} points per side decides")
-    first, wall_s = first_plan(x0, x1, eps, cfg, gen)
+    t0 = time.perf_counter()
+    try:
+        first, wall_s = first_plan(x0, x1, eps, cfg, gen)
+    except ConvergenceError as exc:  # no plan to judge by: the coupling that needs none
+        what = str(exc).split(";")[0]  # the measurement, without the advice to change settings
+        reason = f"the first Sinkhorn plan did not converge at eps = {eps:g} ({what})"
+        say(f"[solve] {reason}; using the independent coupling (the paper's max-min), which needs no plan")
+        return (
+            "independent",
+            reason,
+            {"plan_size": [cfg.plan_size] * 2, "plan_wall_s": round(time.perf_counter() - t0, 3)},
+        )
     ess, (k0, k1) = first.row_ess, (first.a.shape[0], first.b.shape[0])
     head = f"[solve] Sinkhorn plan on {k0} x {k1} points at eps = {eps:g}:"
     if ess < AUTO_MIN_ROW_ESS:

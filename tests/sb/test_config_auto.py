@@ -114,3 +114,20 @@ def test_result_files_of_the_first_layout_still_load(name, total):
     x0 = torch.randn(300, 2, generator=g, dtype=torch.float64)
     y = res.sample(x0[:4], per_point=2, steps=10, generator=torch.Generator().manual_seed(1))
     assert float(y.sum()) == pytest.approx(total, rel=1e-12, abs=1e-12)
+
+
+def test_auto_coupling_falls_back_when_the_first_plan_fails(monkeypatch):
+    """A first plan that does not converge (real 50-D data at small eps did) is no reason to stop:
+    "auto" takes the independent coupling, which needs no plan, and says why."""
+    import bridge.sb.auto as auto
+    from bridge.ot import ConvergenceError
+
+    def fails(x0, x1, eps, cfg, gen):
+        raise ConvergenceError("Sinkhorn coupling: marginal error 0.035 after 300 sweeps")
+
+    monkeypatch.setattr(auto, "first_plan", fails)
+    x0, x1 = _resolved()
+    lines = []
+    c = resolve_auto(SBConfig(), x0, x1, 0.05, torch.Generator().manual_seed(0), say=lines.append)
+    assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1)
+    assert "did not converge" in c.reasons["coupling"] and any("independent coupling" in m for m in lines)
