@@ -14,7 +14,7 @@
 """
 
 from .auto import AutoChoices, resolve_auto
-from .config import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
+from .config import COUPLINGS, DRIFT_FAMILIES, DRIFT_FORMS, INTERPOLANTS, MIXTURE_COVARIANCES, SBConfig
 from .drifts import EndpointDrift, TwoNetDrift, build_drift
 from .interpolant import build_interpolant
 from .lightsb import LightSBResult, fit_lightsb, lightsb_loss
@@ -29,10 +29,12 @@ __all__ = [
     "BridgeResult",
     "COUPLINGS",
     "CheckpointMismatchError",
+    "DRIFT_FAMILIES",
     "DRIFT_FORMS",
     "EndpointDrift",
     "INTERPOLANTS",
     "LightSBResult",
+    "MIXTURE_COVARIANCES",
     "MixtureConditional",
     "MixturePotential",
     "SBConfig",

@@ -9,6 +9,8 @@
 * ``gradient_drift``: on with the independent coupling, where the linear interpolant between
   independent pairs carries "stirring" that a gradient drift removes; off with plans, whose path
   starts at their bridge (docs/math.md §5).
+  The mixture family (``drift_family="mixture"``) resolves it to False: its drift is already a
+  gradient.
 * ``refine_rounds``: one round of coupling refinement with the independent coupling, none with
   plans.
 
@@ -94,7 +96,10 @@ def resolve_auto(
         if coupling == "auto":
             coupling, reasons["coupling"], plan = _auto_coupling(cfg, x0, x1, eps, generator, say)
     gradient = cfg.gradient_drift
-    if gradient == "auto":
+    if gradient == "auto" and cfg.drift_family == "mixture":
+        gradient = False
+        reasons["gradient_drift"] = "off: the mixture family's drift is a gradient by construction"
+    elif gradient == "auto":
         gradient = coupling == "independent"
         reasons["gradient_drift"] = f"{'on' if gradient else 'off'} with the {coupling} coupling"
         if gradient:

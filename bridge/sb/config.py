@@ -10,8 +10,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..threads import DEFAULT_THREADS
+from .potential import COVARIANCES
 
-__all__ = ["COUPLINGS", "DRIFT_FORMS", "INTERPOLANTS", "SBConfig"]
+__all__ = ["COUPLINGS", "DRIFT_FAMILIES", "DRIFT_FORMS", "INTERPOLANTS", "MIXTURE_COVARIANCES", "SBConfig"]
 
 #: How training pairs ``(x0, x1)`` are drawn (:mod:`bridge.sb.couplings`); ``"auto"`` is resolved
 #: by :func:`bridge.sb.auto.resolve_auto`.
@@ -20,6 +21,11 @@ COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
 INTERPOLANTS = ("fourier", "neural")
 #: The inner variable's forms (:func:`bridge.sb.build_drift`).
 DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
+#: The inner variable's families: MLP drifts of a :data:`DRIFT_FORMS` form (``"network"``) or the
+#: Schrödinger-potential mixture :class:`~bridge.sb.MixturePotential` (``"mixture"``, docs/math.md §5.10-5.11).
+DRIFT_FAMILIES = ("network", "mixture")
+#: The mixture family's parametrisations of ``S_k`` (:data:`bridge.sb.potential.COVARIANCES`).
+MIXTURE_COVARIANCES = COVARIANCES
 
 
 @dataclass
@@ -67,6 +73,9 @@ class SBConfig:
         refine_share: share of the budget that the refinement rounds get together.
         refine_pairs: pairs drawn from the learned SDE per refinement round.
         refine_sde_steps: SDE steps per refinement pair.
+        drift_family: the inner variable's family, one of :data:`DRIFT_FAMILIES` (docs/math.md §5.11).
+        n_components: ``K``, the mixture family's components (its means start at ``K`` training target samples).
+        mixture_covariance: the mixture family's ``S_k``, one of :data:`MIXTURE_COVARIANCES`.
 
     Example:
         >>> SBConfig(time_budget=60).coupling
@@ -112,6 +121,9 @@ class SBConfig:
     refine_share: float = 0.5
     refine_pairs: int = 100_000
     refine_sde_steps: int = 25
+    drift_family: str = "network"
+    n_components: int = 50
+    mixture_covariance: str = "diagonal"
 
     def __post_init__(self) -> None:
         _check_ints(self)
@@ -154,6 +166,7 @@ _INT_FIELDS = (
     ("val_every", 1),
     ("refine_pairs", 2),
     ("refine_sde_steps", 1),
+    ("n_components", 1),
 )
 
 
@@ -194,16 +207,40 @@ def _check_numbers(cfg: SBConfig) -> None:
 
 
 def _check_choices(cfg: SBConfig) -> None:
-    for name, allowed in (("coupling", COUPLINGS), ("interpolant", INTERPOLANTS), ("drift_form", DRIFT_FORMS)):
+    for name, allowed in (
+        ("coupling", COUPLINGS),
+        ("interpolant", INTERPOLANTS),
+        ("drift_form", DRIFT_FORMS),
+        ("drift_family", DRIFT_FAMILIES),
+        ("mixture_covariance", MIXTURE_COVARIANCES),
+    ):
         v = getattr(cfg, name)
         if v not in allowed:
             raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {v!r}")
     g = cfg.gradient_drift
     if not (isinstance(g, bool) or g == "auto"):
         raise ValueError(f"gradient_drift: expected True, False or 'auto', got {g!r}")
+    if cfg.drift_family == "mixture":
+        _check_mixture(cfg)
     r = cfg.refine_rounds
     if r != "auto" and (not _is_int(r) or r < 0):
         raise ValueError(f"refine_rounds: expected 'auto' or an int >= 0, got {r!r}")
     for name in ("diagonal", "learn_gamma"):
         if not isinstance(getattr(cfg, name), bool):
             raise TypeError(f"{name}: expected True or False, got {getattr(cfg, name)!r}")
+
+
+def _check_mixture(cfg: SBConfig) -> None:
+    """The mixture family is trained with the u-form objective and its drift is a gradient by
+    construction: ``drift_form`` and ``gradient_drift`` do not apply and may not ask otherwise."""
+    default_form = SBConfig.__dataclass_fields__["drift_form"].default
+    if cfg.drift_form != default_form:
+        raise ValueError(
+            f"drift_form: does not apply to drift_family='mixture' (trained with the u-form objective); "
+            f"leave it at {default_form!r}, got {cfg.drift_form!r}"
+        )
+    if cfg.gradient_drift is True:
+        raise ValueError(
+            "gradient_drift: does not apply to drift_family='mixture' (its drift is a gradient by construction); "
+            "expected False or 'auto', got True"
+        )

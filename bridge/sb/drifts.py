@@ -3,7 +3,9 @@ r"""The inner variable: the drift ``u(t, x)`` of ``dX = u dt + sqrt(2 eps) dW`` 
 :func:`build_drift` makes one of the forms of docs/math.md §5 from small MLPs: the drift itself
 (``"u"``), an endpoint predictor (``"endpoint"``, :class:`EndpointDrift`) or a velocity network and
 a denoiser (``"b,eta"``, ``"v,eta"``, ``"w,eta"``, :class:`TwoNetDrift`), each optionally the
-gradient of a scalar network (:class:`~bridge.models.GradientField`).
+gradient of a scalar network (:class:`~bridge.models.GradientField`); or, with
+``drift_family="mixture"``, the Schrödinger-potential mixture :class:`~bridge.sb.MixturePotential`
+(docs/math.md §5.10), whose drift is in closed form.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from torch import Tensor, nn
 from ..interpolants.base import Interpolant, bcast
 from ..models import MLP, GradientField
 from .config import SBConfig
+from .potential import MixturePotential
 
-__all__ = ["EndpointDrift", "TwoNetDrift", "build_drift"]
+__all__ = ["EndpointDrift", "TwoNetDrift", "build_drift", "mixture_drift"]
 
 
 class EndpointDrift(nn.Module):
@@ -125,7 +128,14 @@ class TwoNetDrift(nn.Module):
         return self.first(t, x) + bcast((k["c"] - k["kappa"]).to(x.dtype), x) * self.eta(t, x)
 
 
-def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None) -> nn.Module:
+def build_drift(
+    cfg: SBConfig,
+    d: int,
+    generator: torch.Generator | None = None,
+    *,
+    x1: Tensor | None = None,
+    eps: float | None = None,
+) -> nn.Module:
     """The inner variable ``u(t, x)`` of ``cfg.drift_form``: an MLP with SiLU activations (smooth,
     for the SDE), used directly (``"u"``) or through :class:`EndpointDrift` or :class:`TwoNetDrift`.
     With ``cfg.gradient_drift is True`` each MLP is a scalar ``V`` and the field is ``grad_x V``
@@ -134,11 +144,18 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
     in the two-network forms). ``"auto"`` builds plain MLPs (it is resolved before the solver
     builds the drift it trains).
 
+    With ``cfg.drift_family == "mixture"`` it is :func:`mixture_drift` (``eps`` required; ``x1``,
+    the training targets, for the initial means); the network family ignores ``x1`` and ``eps``
+    and draws from ``generator`` exactly what it drew before the mixture family existed.
+
     Example:
         >>> net = build_drift(SBConfig(hidden=8, depth=1, drift_form="u"), 2)
         >>> net(torch.rand(5), torch.randn(5, 2)).shape
         torch.Size([5, 2])
     """
+
+    if cfg.drift_family == "mixture":
+        return mixture_drift(cfg, d, eps, x1, generator)
 
     def mlp():
         if cfg.gradient_drift is not True:
@@ -151,3 +168,26 @@ def build_drift(cfg: SBConfig, d: int, generator: torch.Generator | None = None)
         eta = mlp()
         return TwoNetDrift(net, eta, cfg.t_min, split=cfg.drift_form[0])
     return net if cfg.drift_form == "u" else EndpointDrift(net)
+
+
+def mixture_drift(cfg: SBConfig, d: int, eps: float | None, x1: Tensor | None, generator=None) -> MixturePotential:
+    """The mixture family's start (LightSB's): ``cfg.n_components`` means at distinct random rows of
+    the training targets ``x1`` (with repeats when there are fewer rows; drawn from ``generator``),
+    :math:`S_k = I`, uniform weights, ``cfg.mixture_covariance``. Without ``x1`` the means are zeros
+    and nothing is drawn: a drift that only holds weights loaded later (a moving average, a saved result).
+
+    Example:
+        >>> pot = mixture_drift(SBConfig(drift_family="mixture", n_components=3), 2, 0.5, torch.randn(10, 2))
+        >>> pot(torch.rand(4), torch.randn(4, 2)).shape
+        torch.Size([4, 2])
+    """
+    if eps is None:
+        raise ValueError("eps: the mixture drift family needs the bridge's eps, got None")
+    K = cfg.n_components
+    if x1 is None:
+        means = torch.zeros(K, d)
+    else:
+        n = x1.shape[0]
+        idx = torch.randperm(n, generator=generator)[:K] if n >= K else torch.randint(0, n, (K,), generator=generator)
+        means = x1.detach()[idx.to(x1.device)]
+    return MixturePotential(d, K, eps, covariance=cfg.mixture_covariance, means=means)

@@ -282,6 +282,8 @@ class MixturePotential(nn.Module):
         factor :math:`A_k^{-1}((S_k - I)x + \mu_k)` in eigen-coordinates ``(n, K, d)``, and ``U``."""
         x = self._check_x(x)
         tt = self._time(t, x)
+        if self.covariance == "full" and torch.is_grad_enabled() and self.raw_cov.requires_grad:
+            return self._phi_terms_solve(tt, x)
         lam, U = self._spectrum(x)
         mu = self._to(x, self.means)
         if U is None:
@@ -294,6 +296,25 @@ class MixturePotential(nn.Module):
         logdet = torch.log(2.0 * math.pi * r * a).sum(-1)
         terms = self._to(x, self.log_weights()) + quad.sum(-1) - 0.5 * logdet
         return terms, ((lam - 1.0) * z + rho) / a, U
+
+    def _phi_terms_solve(self, tt: Tensor, x: Tensor):
+        r""":meth:`_phi_terms` for full :math:`S_k` through Cholesky solves with :math:`A_k(t)` instead of
+        eigenvectors, whose gradient is undefined at repeated eigenvalues (e.g. the start
+        :math:`S_k = I`); the gradient factor in ``x``'s coordinates (``U = None``)."""
+        S = self._to(x, self.cov_matrix())  # (K, d, d)
+        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
+        A = tt.unsqueeze(-1) * S + (1.0 - tt.unsqueeze(-1)) * eye  # (K, d, d) or (n, K, d, d)
+        L = torch.linalg.cholesky(A)
+        mu = self._to(x, self.means)
+        xs = x.unsqueeze(1).expand(-1, self.n_components, -1)  # (n, K, d)
+        y = torch.einsum("kij,nkj->nki", S, xs) - xs + mu  # (S_k - I) x + mu_k
+        rhs = torch.stack(torch.broadcast_tensors(y, xs, mu.expand_as(xs)), dim=-1)  # (n, K, d, 3)
+        sol = torch.cholesky_solve(rhs, L.expand(x.shape[0], -1, -1, -1))
+        g, ax, amu = sol.unbind(-1)  # A^{-1} y, A^{-1} x, A^{-1} mu
+        tq = tt.view(-1, 1) if tt.dim() else tt
+        quad = ((y - mu) * ax).sum(-1) + 2.0 * (mu * ax).sum(-1) - tq * (mu * amu).sum(-1)
+        logdet = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1) + self.dim * math.log(2.0 * math.pi * self.r)
+        return self._to(x, self.log_weights()) + quad / (2.0 * self.r) - 0.5 * logdet, g, None
 
     def log_phi(self, t, x: Tensor) -> Tensor:
         r"""The forward potential :math:`\log\varphi_t(x)`, :math:`\varphi_t(x) = \int N(y;\, x, r(1-t)I)\,

@@ -20,6 +20,7 @@ from ..models import MLP
 from .config import SBConfig
 from .drifts import TwoNetDrift, build_drift
 from .interpolant import build_interpolant
+from .potential import MixturePotential
 from .sde import check_grid, end_grid_sde, forward_sde, sde_times
 
 __all__ = ["BridgeResult", "RESULT_KIND", "end_grid_sde", "forward_sde", "sde_times"]
@@ -228,7 +229,9 @@ class BridgeResult:
 
 def _dimension(net: nn.Module) -> int:
     """Data dimension of a drift built by ``build_drift``: the MLP inside it (possibly wrapped,
-    e.g. the endpoint form) records it in its ``config``."""
+    e.g. the endpoint form) records it in its ``config``; a mixture potential has it as ``dim``."""
+    if isinstance(net, MixturePotential):
+        return int(net.dim)
     for m in net.modules():
         if isinstance(m, MLP):
             return int(m.config["dim"])
@@ -236,7 +239,7 @@ def _dimension(net: nn.Module) -> int:
 
 
 def _rebuild(cfg, d: int, eps: float):
-    drift, interp = build_drift(cfg, d), build_interpolant(cfg, d, eps)
+    drift, interp = build_drift(cfg, d, eps=eps), build_interpolant(cfg, d, eps)
     if isinstance(drift, TwoNetDrift):  # the two-network form reads gamma from the interpolant
         drift.bind(interp, eps)
     return drift, interp

@@ -34,6 +34,8 @@ __all__ = [
 
 #: The settings a resumed run may change (the rest must match the checkpoint's).
 RESUMABLE_CHANGES = ("time_budget", "threads", "log_every", "outer_steps", "patience")
+#: The settings of the mixture drift family (left out of the problem record of a network-family solve).
+MIXTURE_SETTINGS = ("drift_family", "n_components", "mixture_covariance")
 
 
 class CheckpointMismatchError(ValueError):
@@ -54,6 +56,9 @@ def check_problem(x0, x1, eps) -> float:
 def problem_record(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig) -> dict:
     """What a checkpoint must match to be resumed: sizes, eps, the settings as given, the data."""
     config = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+    if config["drift_family"] == "network":  # checkpoints written before the mixture family still match
+        for k in MIXTURE_SETTINGS:
+            del config[k]
     h = hashlib.sha256()
     for x in (x0, x1):
         h.update(str((tuple(x.shape), str(x.dtype))).encode())
@@ -87,13 +92,14 @@ def prepare_interpolant(interpolant, cfg: SBConfig, d: int, eps: float, gen, dty
 
 def spare_drift(cfg: SBConfig, d: int, interpolant, eps: float, dtype, device) -> nn.Module:
     """A drift of ``cfg``'s shape that only holds weights (the moving average, the best state)."""
-    net = build_drift(cfg, d).to(dtype=dtype, device=device).requires_grad_(False)
+    net = build_drift(cfg, d, eps=eps).to(dtype=dtype, device=device).requires_grad_(False)
     return net.bind(interpolant, eps) if isinstance(net, TwoNetDrift) else net
 
 
-def drift_nets(cfg: SBConfig, d: int, interpolant, eps: float, dtype, device, gen):
-    """``(drift, its moving average or None, the inner optimiser)``, the drift drawn from ``gen``."""
-    net = build_drift(cfg, d, gen).to(dtype=dtype, device=device)
+def drift_nets(cfg: SBConfig, d: int, interpolant, eps: float, dtype, device, gen, x1: Tensor | None = None):
+    """``(drift, its moving average or None, the inner optimiser)``, the drift drawn from ``gen``
+    (the mixture family's means at rows of the training targets ``x1``)."""
+    net = build_drift(cfg, d, gen, x1=x1, eps=eps).to(dtype=dtype, device=device)
     if isinstance(net, TwoNetDrift):
         net.bind(interpolant, eps)
     avg = None

@@ -195,7 +195,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     interpolant = prepare_interpolant(interpolant, cfg, d, eps, gen, dtype, device)
     interp_init = {k: v.detach().clone() for k, v in interpolant.state_dict().items()}
     drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)
-    nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen)
+    nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen, x1)
     scale = eps_scale_record(x0, x1, eps, say)
     start = time.perf_counter()  # the coupling's plans count against the time budget
     restored = read_checkpoint(ckpt, problem) if resume else None

@@ -1,0 +1,103 @@
+"""The mixture-potential drift family of ``solve_bridge`` (docs/math.md §5.10-5.11): settings, the
+``"auto"`` choice it makes, resume, save and load."""
+
+import pytest
+import torch
+
+from bridge.sb import BridgeResult, MixturePotential, SBConfig, build_drift, resolve_auto, solve_bridge
+
+SMALL = dict(outer_steps=12, warmup_steps=3, batch_size=32, log_every=1, n_components=4, val_size=100)
+
+
+def _data(seed=2, n=300, d=2):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randn(n, d, generator=g) + 1
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(drift_family="potential"), "drift_family"),
+        (dict(drift_family="mixture", mixture_covariance="spherical"), "mixture_covariance"),
+        (dict(drift_family="mixture", n_components=0), "n_components"),
+        (dict(drift_family="mixture", drift_form="u"), "drift_form"),
+        (dict(drift_family="mixture", gradient_drift=True), "gradient_drift"),
+    ],
+)
+def test_mixture_settings_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SBConfig(**kw)
+
+
+def test_auto_gradient_drift_is_off_for_the_mixture_family_with_its_reason():
+    x0, x1 = _data()
+    g = torch.Generator().manual_seed(0)
+    c = resolve_auto(SBConfig(drift_family="mixture", coupling="independent"), x0, x1, 0.5, g)
+    assert c.gradient_drift is False and "gradient by construction" in c.reasons["gradient_drift"]
+
+
+def test_mixture_drift_starts_at_target_samples_and_network_draws_are_unchanged():
+    """The mixture's means are K distinct training targets, S_k = I; passing x1 and eps to the
+    network family changes nothing it draws."""
+    x0, x1 = _data()
+    pot = build_drift(SBConfig(drift_family="mixture", n_components=5), 2, torch.Generator(), x1=x1, eps=0.5)
+    assert isinstance(pot, MixturePotential) and pot.covariance == "diagonal"
+    assert all(any(torch.equal(m, y) for y in x1) for m in pot.means)
+    assert torch.equal(pot.cov_matrix(), torch.eye(2).expand(5, 2, 2))
+    cfg = SBConfig(hidden=8, depth=1)
+    a = build_drift(cfg, 2, torch.Generator().manual_seed(3))
+    b = build_drift(cfg, 2, torch.Generator().manual_seed(3), x1=x1, eps=0.5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("coupling, holdout", [("minibatch", 0.0), ("independent", 0.2)])
+def test_mixture_resume_after_interruption_continues_exactly(tmp_path, coupling, holdout):
+    """As for the network family (test_solver.py): an interrupted mixture solve resumes to the
+    uninterrupted result (EMA, validation, refinement included)."""
+    x0, x1 = _data()
+    cfg = SBConfig(
+        drift_family="mixture",
+        coupling=coupling,
+        holdout=holdout,
+        val_every=2,
+        refine_pairs=200,
+        refine_sde_steps=4,
+        refine_share=0.75,
+        **SMALL,
+    )
+    full = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_7(msg):
+        if "outer      7/" in msg:
+            raise Interrupt
+
+    ckpt = tmp_path / "state.pt"
+    with pytest.raises(Interrupt):
+        solve_bridge(x0, x1, 0.5, config=cfg, progress=stop_at_7, checkpoint=ckpt, checkpoint_every=0.0)
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None, checkpoint=ckpt, resume=True)
+    assert res.steps == 12 and isinstance(res.drift_net, MixturePotential)
+    for a, b in ((res.drift_net, full.drift_net), (res.interpolant, full.interpolant)):
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q)
+    assert [c["val_loss"] for c in res.validation.get("curve", [])] == [
+        c["val_loss"] for c in full.validation.get("curve", [])
+    ]
+
+
+@pytest.mark.parametrize("covariance", ["diagonal", "full"])
+def test_mixture_result_saves_and_loads(tmp_path, covariance):
+    x0, x1 = _data(d=3)
+    cfg = SBConfig(drift_family="mixture", mixture_covariance=covariance, coupling="independent", **SMALL)
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    assert res.dim == 3 and res.config.gradient_drift is False
+    res.save(tmp_path / "bridge.pt")
+    back = BridgeResult.load(tmp_path / "bridge.pt")
+    assert isinstance(back.drift_net, MixturePotential) and back.drift_net.covariance == covariance
+    assert back.config.drift_family == "mixture" and back.dim == 3
+    t, x = torch.rand(5), torch.randn(5, 3)
+    with torch.no_grad():
+        assert torch.equal(back.drift(t, x), res.drift(t, x))
