@@ -23,8 +23,10 @@ from .interpolant import build_interpolant
 from .potential import MixturePotential
 from .sde import check_grid, end_grid_sde, forward_sde, sde_times
 
-__all__ = ["BridgeResult", "RESULT_KIND", "end_grid_sde", "forward_sde", "sde_times"]
+__all__ = ["BridgeResult", "RESULT_KIND", "SAMPLE_METHODS", "end_grid_sde", "forward_sde", "sde_times"]
 
+#: How :meth:`BridgeResult.sample` draws: ``"auto"``, ``"exact"`` (mixture potential), ``"sde"``.
+SAMPLE_METHODS = ("auto", "exact", "sde")
 #: ``meta["kind"]`` of a saved :class:`BridgeResult`.
 RESULT_KIND = "bridge-result"
 
@@ -83,8 +85,16 @@ class BridgeResult:
         trajectory: bool = False,
         grid: str = "end",
         progress=None,
+        time: float = 1.0,
+        method: str = "auto",
     ):
-        """The learned coupling: ``per_point`` forward-SDE samples of ``x1`` for each row of ``x0``.
+        """The learned coupling: ``per_point`` samples of ``X_time`` (default ``x1``) for each row of ``x0``.
+
+        ``method`` (:data:`SAMPLE_METHODS`, resolved by :meth:`sampling_method`): ``"exact"`` draws
+        from the closed-form law of the SDE with a mixture-potential drift
+        (:meth:`~bridge.sb.MixturePotential.sample` / ``sample_at``; docs/math.md §5.10: the law of
+        its own SB from ``x0``, whatever the interpolant); ``"sde"`` integrates the SDE as below;
+        ``"auto"`` is ``"exact"`` for the mixture family (unless ``trajectory``) and ``"sde"`` otherwise.
 
         Integrates ``dX = u dt + sqrt(2 eps) dW`` from ``t = 0`` to 1 with Heun's method (docs/math.md §3).
 
@@ -95,8 +105,13 @@ class BridgeResult:
         of time, with steps of ``dt = 2(1 - s) ds`` that shrink towards ``t = 1``. ``grid="uniform"``
         takes uniform steps in ``t``; benchmarks/README.md compares the two.
 
+        With ``time = T < 1`` the SDE runs from 0 to ``T`` on the grid scaled to end at ``T``
+        (:func:`sde_times` ``(steps, grid, T)``), exact in law.
+
         Args:
             grid: ``"end"`` or ``"uniform"``.
+            time: the time ``T`` in (0, 1] of the samples.
+            method: ``"auto"``, ``"exact"`` or ``"sde"``.
             progress: optional callback ``(steps done, steps)`` after each SDE step
                 (:func:`bridge.samplers.sample_sde`); the draws are the same with or without it.
 
@@ -107,6 +122,12 @@ class BridgeResult:
         if not isinstance(per_point, int) or per_point < 1:
             raise ValueError(f"per_point: expected a positive int, got {per_point!r}")
         check_grid(grid)
+        time = _check_time(time)
+        if self.sampling_method(method, trajectory=trajectory) == "exact":
+            pot = self.drift_net
+            if time == 1.0:
+                return pot.sample(x0, per_point, generator=generator)
+            return pot.sample_at(time, x0, per_point, generator=generator)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
         res = forward_sde(
@@ -118,11 +139,28 @@ class BridgeResult:
             grid=grid,
             trajectory=trajectory,
             progress=progress,
+            end=time,
         )
         out = res.x.reshape(n, per_point, d)
         if trajectory:
             return out, res.trajectory.reshape(-1, n, per_point, d)
         return out
+
+    def sampling_method(self, method: str = "auto", *, trajectory: bool = False) -> str:
+        """What :meth:`sample` does with ``method``: ``"exact"`` (a mixture-potential drift, no
+        ``trajectory``) or ``"sde"``.
+
+        Example:
+            >>> # res.sampling_method()  # 'exact' for drift_family='mixture', else 'sde'
+        """
+        if method not in SAMPLE_METHODS:
+            raise ValueError(f"method: expected one of {', '.join(SAMPLE_METHODS)}, got {method!r}")
+        exact = isinstance(self.drift_net, MixturePotential)
+        if method == "exact" and not exact:
+            raise ValueError("method: 'exact' needs a mixture-potential drift (drift_family='mixture')")
+        if method == "exact" and trajectory:
+            raise ValueError("method: 'exact' draws no trajectory; use method='sde' with trajectory=True")
+        return "exact" if exact and method != "sde" and not trajectory else "sde"
 
     def coefficient_curves(self, t: Tensor) -> dict[str, Tensor]:
         """alpha, beta, gamma of the learned interpolant on the times ``t`` (spatially linear ones)."""
@@ -243,6 +281,12 @@ def _rebuild(cfg, d: int, eps: float):
     if isinstance(drift, TwoNetDrift):  # the two-network form reads gamma from the interpolant
         drift.bind(interp, eps)
     return drift, interp
+
+
+def _check_time(time) -> float:
+    if isinstance(time, bool) or not isinstance(time, int | float) or not 0.0 < time <= 1.0:
+        raise ValueError(f"time: expected a number in (0, 1], got {time!r}")
+    return float(time)
 
 
 def _same_layout(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:

@@ -26,9 +26,9 @@ def _end_time(s):
     return 1.0 - (1.0 - s) ** 2
 
 
-def sde_times(steps: int, grid: str = "end") -> Tensor:
+def sde_times(steps: int, grid: str = "end", end: float = 1.0) -> Tensor:
     """The ``steps + 1`` times (float64) at which :meth:`BridgeResult.sample` visits the SDE, i.e.
-    the times of its ``trajectory``.
+    the times of its ``trajectory`` (with ``time = end < 1``: the grid scaled to end there).
 
     Example:
         >>> sde_times(4).tolist()
@@ -36,48 +36,67 @@ def sde_times(steps: int, grid: str = "end") -> Tensor:
     """
     check_grid(grid)
     s = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    return _end_time(s) if grid == "end" else s
+    times = _end_time(s) if grid == "end" else s
+    return times if end == 1.0 else float(end) * times
 
 
-def end_grid_sde(drift, eps: float):
+def end_grid_sde(drift, eps: float, end: float = 1.0):
     """The SDE ``dX = drift(t, X) dt + sqrt(2 eps) dW`` in the end-refined time ``s`` of
     :func:`sde_times` (``t = 1 - (1 - s)^2``): ``(drift_s, eps_s)`` for
     :func:`bridge.samplers.sample_sde` from ``s = 0`` to 1, i.e. ``drift_s(s, x) = t'(s) drift(t(s), x)``
     and ``eps_s(s) = eps t'(s)`` with ``t'(s) = 2 (1 - s)``. An exact change of time: the law at
     ``s`` is the law of the original SDE at ``t(s)``; only the discretisation changes (uniform
-    steps in ``s`` shrink towards ``t = 1``).
+    steps in ``s`` shrink towards ``t = 1``). With ``end = T < 1`` the grid is the same one
+    scaled to end at ``T``: ``t(s) = T (1 - (1 - s)^2)``, ``t'(s) = 2 T (1 - s)``.
 
     Example:
         >>> d, e = end_grid_sde(lambda t, x: t[:, None] * x, 0.5)
         >>> d(torch.tensor([0.5]), torch.ones(1, 1)).item(), e(torch.tensor(0.5)).item()
         (0.75, 0.5)
     """
-    eps0 = float(eps)
+    eps0, T = float(eps), float(end)
 
     def drift_s(s, x):
-        return (2.0 * (1.0 - s)).to(x.dtype)[:, None] * drift(_end_time(s), x)
+        rate, t = 2.0 * (1.0 - s), _end_time(s)
+        if T != 1.0:  # (T = 1: the arithmetic of the unscaled grid, draw for draw)
+            rate, t = T * rate, T * t
+        return rate.to(x.dtype)[:, None] * drift(t, x)
 
     def eps_s(s):
-        return eps0 * 2.0 * (1.0 - s)
+        rate = eps0 * 2.0 * (1.0 - s)
+        return rate if T == 1.0 else T * rate
 
     return drift_s, eps_s
 
 
 def forward_sde(
-    drift, eps: float, x: Tensor, *, steps: int, generator=None, grid: str = "end", trajectory=False, progress=None
+    drift,
+    eps: float,
+    x: Tensor,
+    *,
+    steps: int,
+    generator=None,
+    grid: str = "end",
+    trajectory=False,
+    progress=None,
+    end: float = 1.0,
 ):
-    """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = 1`` with the stochastic
-    Heun method on ``grid`` (:func:`sde_times`), without autograd: the
-    :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde` (``progress``: its
-    per-step callback)."""
+    """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = end`` (default 1) with the
+    stochastic Heun method on ``grid`` (:func:`sde_times` scaled to end at ``end``), without
+    autograd: the :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde`
+    (``progress``: its per-step callback)."""
     check_grid(grid)
+    t1 = 1.0
     if grid == "end":
-        drift, eps = end_grid_sde(drift, eps)
+        drift, eps = end_grid_sde(drift, eps, end)
+    else:
+        t1 = float(end)
     with torch.no_grad():
         return sample_sde(
             drift,
             x,
             eps=eps,
+            t1=t1,
             steps=steps,
             solver=StochasticHeun(),
             generator=generator,

@@ -101,3 +101,68 @@ def test_mixture_result_saves_and_loads(tmp_path, covariance):
     t, x = torch.rand(5), torch.randn(5, 3)
     with torch.no_grad():
         assert torch.equal(back.drift(t, x), res.drift(t, x))
+
+
+def _mixture_result(d=2, eps=0.5):
+    """A result holding a fixed two-component mixture potential (float64)."""
+    from bridge.sb import build_interpolant
+
+    g = torch.Generator().manual_seed(4)
+    means = torch.randn(2, d, generator=g, dtype=torch.float64)
+    covs = 0.5 + torch.rand(2, d, generator=g, dtype=torch.float64)
+    pot = MixturePotential.from_components(torch.tensor([0.3, 0.7], dtype=torch.float64), means, covs, eps=eps)
+    cfg = SBConfig(drift_family="mixture", n_components=2)
+    return BridgeResult(drift_net=pot, interpolant=build_interpolant(cfg, d, eps), eps=eps, config=cfg)
+
+
+def _agree(a, b, z=4.0):
+    """Means and variances (per coordinate) of two independent samples agree within ``z`` standard
+    errors of their difference (estimated from the samples)."""
+    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    for f in (lambda x: x, lambda x: (x - x.mean(0)) ** 2):
+        fa, fb = f(a), f(b)
+        se = (fa.var(0) / fa.shape[0] + fb.var(0) / fb.shape[0]).sqrt()
+        assert ((fa.mean(0) - fb.mean(0)).abs() <= z * se).all(), (fa.mean(0), fb.mean(0), se)
+
+
+# (time, SDE steps): why: the end-refined grid's Heun bias at 100 steps is far below 4 standard
+# errors of 4000 samples (docs/math.md §3); the same at an intermediate time.
+@pytest.mark.parametrize("time", [1.0, 0.5])
+def test_exact_mixture_samples_agree_with_the_sde(time):
+    res = _mixture_result()
+    assert res.sampling_method() == "exact" and res.sampling_method("sde") == "sde"
+    x0 = torch.tensor([[0.0, 0.0], [1.0, -1.0]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    exact = res.sample(x0, per_point=2000, time=time, generator=g)
+    sde = res.sample(x0, per_point=2000, time=time, steps=100, method="sde", generator=g)
+    for i in range(2):
+        _agree(exact[i], sde[i])
+
+
+def test_network_samples_at_an_intermediate_time_follow_the_sde_stopped_there():
+    """``time=0.5`` on the end-refined grid scaled to 0.5 against the uniform-grid trajectory's
+    state at t = 0.5 (grid point 50 of 100); and on the uniform grid the first 50 steps are the
+    trajectory's own, draw for draw."""
+    x0, x1 = _data(seed=5, n=200)
+    cfg = SBConfig(outer_steps=3, warmup_steps=2, batch_size=32, hidden=8, depth=1, log_every=0)
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    assert res.sampling_method() == "sde"
+    with pytest.raises(ValueError, match="exact"):
+        res.sample(x0[:1], method="exact")
+    pts = x0[:2]
+    _, traj = res.sample(
+        pts, per_point=2000, steps=100, grid="uniform", trajectory=True, generator=torch.Generator().manual_seed(1)
+    )
+    half = res.sample(
+        pts, per_point=2000, steps=50, grid="uniform", time=0.5, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(half, traj[50])
+    end = res.sample(pts, per_point=2000, steps=50, time=0.5, generator=torch.Generator().manual_seed(2))
+    for i in range(2):
+        _agree(end[i], traj[50][i])
+
+
+@pytest.mark.parametrize("time", [0.0, 1.5, True])
+def test_sample_time_is_checked(time):
+    with pytest.raises(ValueError, match="time"):
+        _mixture_result().sample(torch.zeros(1, 2, dtype=torch.float64), time=time)
