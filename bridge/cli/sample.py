@@ -1,7 +1,8 @@
 """``bridge sample``: the learned coupling of a solved bridge, sampled at given points.
 
 ``bridge sample --run RUN_DIR --source X0.npy --per-point K --out Y.npy`` draws K forward-SDE
-samples of x1 for each row of X0 (:meth:`bridge.sb.BridgeResult.sample`) and writes them as a
+samples of x1 (of X_T with ``--time T``; exact draws for a mixture-family bridge) for each row
+of X0 (:meth:`bridge.sb.BridgeResult.sample`) and writes them as a
 float32 array ``(n, K, d)``, in chunks and atomically. ``--source NAME --n N`` draws the N rows of
 X0 from a built-in data set instead (a plain ``gaussian`` in the bridge's dimension), from ``--seed``.
 """
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..data import DATASETS
+from ..sb.result import SAMPLE_METHODS
 from .args import positive_int
 from .common import log, require_device
 from .errors import UsageError, user_input
@@ -59,6 +61,20 @@ def add_parser(sub, parents=()) -> None:
         help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2 (default 500)",
     )
     p.add_argument(
+        "--time",
+        type=unit_time,
+        default=1.0,
+        metavar="T",
+        help="sample X_T, T in (0, 1] (default 1: x1); the SDE then runs from 0 to T",
+    )
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=SAMPLE_METHODS,
+        help="exact: closed-form draws of a mixture-family bridge (--drift-family mixture); sde: integrate "
+        "the SDE; auto (default): exact where it applies",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seeds a built-in --source's draws, then the SDE's noise"
     )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -76,13 +92,29 @@ def run(args) -> int:
     res, x0 = _load(args, device, gen)
     n, k, d = x0.shape[0], args.per_point, res.dim
     t_start = time.perf_counter()
-    log(args, f"[sample] {n} points x {k} samples, d={d}, eps={res.eps:g}, {args.steps} Heun steps (end-refined grid)")
+    with user_input():
+        method = res.sampling_method(args.method)
+    how = "exact draws (mixture potential)" if method == "exact" else f"{args.steps} Heun steps (end-refined grid)"
+    log(args, f"[sample] {n} points x {k} samples of X_{args.time:g}, d={d}, eps={res.eps:g}, {how}")
     with user_input(OSError):
         out.parent.mkdir(parents=True, exist_ok=True)
     lock_output(out, folder=False)  # one process per output file
     _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
+
+
+def unit_time(text: str) -> float:
+    """``--time``: a number in (0, 1]."""
+    import argparse
+
+    try:
+        t = float(text)
+    except ValueError:
+        t = float("nan")
+    if not 0.0 < t <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return t
 
 
 def _check_paths(args) -> Path:
@@ -133,7 +165,9 @@ def _fill(args, res, x0, arr, gen, device) -> None:
             kk = min(k_chunk, k - j)
             part = progress.part(i * k + xb.shape[0] * j, xb.shape[0] * kk)
             try:
-                y = res.sample(xb, per_point=kk, steps=args.steps, generator=gen, progress=part)
+                y = res.sample(
+                    xb, per_point=kk, steps=args.steps, generator=gen, progress=part, time=args.time, method=args.method
+                )
             except FloatingPointError as exc:
                 raise UsageError(f"--steps: the SDE diverged ({exc}); try more --steps") from None
             arr[i : i + xb.shape[0], j : j + kk] = y.detach().cpu().float().numpy()

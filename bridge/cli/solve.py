@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sb import COUPLINGS, DRIFT_FORMS, INTERPOLANTS, SBConfig
+from ..sb import COUPLINGS, DRIFT_FAMILIES, DRIFT_FORMS, INTERPOLANTS, MIXTURE_COVARIANCES, SBConfig
 from ..sb.evaluation import SDE_STEPS
 from ..threads import DEFAULT_THREADS
 from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds
@@ -57,6 +57,9 @@ CONFIG_FIELDS = {
     "patience": "patience",
     "gradient_drift": "gradient_drift",
     "refine_rounds": "refine_rounds",
+    "drift_family": "drift_family",
+    "n_components": "n_components",
+    "mixture_covariance": "mixture_covariance",
 }
 #: ``--gradient-drift`` values -> ``SBConfig.gradient_drift``.
 GRADIENT_DRIFT = {"auto": "auto", "on": True, "off": False}
@@ -165,6 +168,26 @@ def _add_solver_options(g) -> None:
         "default auto: on with the independent coupling)",
     )
     _add_stopping_options(g)
+    _add_mixture_options(g)
+
+
+def _add_mixture_options(g) -> None:
+    g.add_argument(
+        "--drift-family",
+        default=None,
+        choices=DRIFT_FAMILIES,
+        help="the drift's family: MLPs of --drift-form (default network), or a Gaussian-mixture "
+        "Schrödinger potential with a closed-form drift and exact sampling (mixture)",
+    )
+    g.add_argument(
+        "--n-components", type=positive_int, default=None, metavar="K", help="mixture components (default 50)"
+    )
+    g.add_argument(
+        "--mixture-covariance",
+        default=None,
+        choices=MIXTURE_COVARIANCES,
+        help="the mixture components' covariances (default diagonal)",
+    )
 
 
 def _add_stopping_options(g) -> None:

@@ -113,3 +113,19 @@ def test_load_refuses_pickled_objects(tmp_path, capsys):
     rc, err = main_error([*args, "--out", str(tmp_path / "y.npy")], capsys)
     assert_one_line(rc, err, "not a loadable")
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "y.npy").exists()
+
+
+def test_sample_time_option(run_dir, tmp_path, capsys):
+    """`--time T` gives BridgeResult.sample(time=T)'s draws; a time outside (0, 1] is a usage error."""
+    x0 = np.random.default_rng(1).normal(size=(4, 2))
+    np.save(tmp_path / "x0.npy", x0)
+    args = ["sample", "--run", str(run_dir), "--source", str(tmp_path / "x0.npy"), "--per-point", "2", "--steps", "8"]
+    assert main([*args, "--out", str(tmp_path / "y.npy"), "--time", "0.5", "--quiet"]) == 0
+    res = BridgeResult.load(run_dir / "bridge.pt")
+    ref = res.sample(
+        torch.from_numpy(x0).float(), per_point=2, steps=8, time=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), ref.numpy())
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "z.npy"), "--time", "1.5", "--quiet"])
+    assert "--time" in capsys.readouterr().err

@@ -233,3 +233,24 @@ def test_python_m_and_console_script_agree(tmp_path):
         pytest.skip("bridge console script not installed next to this Python")
     s = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300)
     assert (s.returncode, s.stderr) == (r.returncode, r.stderr)
+
+
+def test_solve_with_the_mixture_family_and_exact_sampling(tmp_path):
+    """`--drift-family mixture` records the family in report.json and bridge.pt; `bridge sample`
+    then draws exactly (the same draws as BridgeResult.sample), and `--time` passes through."""
+    args = ("--drift-family", "mixture", "--n-components", "3", "--mixture-covariance", "full", "--quiet")
+    assert solve(tmp_path / "run", *args, steps=3) == 0
+    cfg = json.loads((tmp_path / "run" / "report.json").read_text())["training"]["config"]
+    assert (cfg["drift_family"], cfg["n_components"], cfg["mixture_covariance"]) == ("mixture", 3, "full")
+    back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
+    assert back.sampling_method() == "exact"
+    x0 = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    np.save(tmp_path / "x0.npy", x0)
+    for time in ("1", "0.5"):
+        y = tmp_path / f"y{time}.npy"
+        base = ["sample", "--run", str(tmp_path / "run"), "--source", str(tmp_path / "x0.npy"), "--per-point", "3"]
+        assert main([*base, "--out", str(y), "--time", time, "--quiet"]) == 0
+        ref = back.sample(
+            torch.from_numpy(x0), per_point=3, time=float(time), generator=torch.Generator().manual_seed(0)
+        )
+        np.testing.assert_array_equal(np.load(y), ref.numpy())
