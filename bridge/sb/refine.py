@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .potential import MixturePotential
 from .sde import forward_sde
 
 __all__ = ["REFINE_CHUNK", "RefineSchedule", "sde_pairs"]
@@ -28,8 +29,15 @@ def sde_pairs(
 ) -> tuple[Tensor, Tensor]:
     """``n`` pairs ``(x0[i], X1)``: rows of ``x0`` drawn with replacement and ``X1`` from the SDE
     ``dX = drift dt + sqrt(2 eps) dW`` started there (end-refined Heun grid, as
-    :meth:`BridgeResult.sample`). ``progress(done, n)`` is told the pairs done, step by step."""
+    :meth:`BridgeResult.sample`). ``progress(done, n)`` is told the pairs done, step by step.
+    A :class:`~bridge.sb.MixturePotential` drift's ``X1`` are drawn exactly, without the SDE."""
     xa = x0[torch.randint(0, x0.shape[0], (n,), generator=gen).to(x0.device)]
+    if isinstance(drift, MixturePotential):
+        with torch.no_grad():
+            xb = drift.sample(xa, generator=gen)[:, 0]
+        if progress is not None:
+            progress(n, n)
+        return xa, xb
     xb = []
     for i in range(0, n, REFINE_CHUNK):
         c = xa[i : i + REFINE_CHUNK]

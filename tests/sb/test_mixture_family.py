@@ -166,3 +166,20 @@ def test_network_samples_at_an_intermediate_time_follow_the_sde_stopped_there():
 def test_sample_time_is_checked(time):
     with pytest.raises(ValueError, match="time"):
         _mixture_result().sample(torch.zeros(1, 2, dtype=torch.float64), time=time)
+
+
+def test_refinement_pairs_of_a_mixture_drift_are_exact_draws():
+    """Coupling refinement draws a mixture drift's pairs from its exact conditional, not the SDE:
+    the same draws as ``MixturePotential.sample`` with the same generator state."""
+    from bridge.sb import MixturePotential
+    from bridge.sb.refine import sde_pairs
+
+    g = torch.Generator().manual_seed(0)
+    pot = MixturePotential(2, 3, eps=0.5, generator=g)
+    x0 = torch.randn(50, 2, generator=g)
+    xa, xb = sde_pairs(pot, x0, 40, 0.5, 25, torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    ya = x0[torch.randint(0, 50, (40,), generator=gen)]
+    with torch.no_grad():
+        yb = pot.sample(ya, generator=gen)[:, 0]
+    assert torch.equal(xa, ya) and torch.equal(xb, yb)
