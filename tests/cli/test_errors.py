@@ -127,7 +127,7 @@ def _no_python_advice(text):
     "coupling, advice",
     [
         ("minibatch", "use --coupling independent or --coupling sinkhorn"),
-        ("auto", "use a smaller --plan-size or --coupling independent"),
+        ("sinkhorn", "use a smaller --plan-size or --coupling independent"),
     ],
 )
 def test_a_coupling_that_fails_at_tiny_eps_advises_flags(tmp_path, capsys, coupling, advice):
@@ -137,6 +137,16 @@ def test_a_coupling_that_fails_at_tiny_eps_advises_flags(tmp_path, capsys, coupl
     rc, err = main_error([*args, *small, "--warmup-steps", "1", "--refine-rounds", "0"], capsys)
     assert_one_line(rc, err, advice)
     assert _no_python_advice(err), err
+
+
+def test_auto_coupling_falls_back_where_plans_fail(tmp_path, capsys):
+    """At eps = 1e-5 no plan converges: "auto" takes the independent coupling, says why in the
+    command's terms, and the solve finishes."""
+    args = _solve_args(tmp_path, "--eps", "1e-5", "--steps", "2", "--n-train", "200", "--eval-points", "20")
+    small = ["--plan-size", "64", "--batch-size", "32", "--warmup-steps", "1", "--refine-rounds", "0"]
+    rc, err = main_error([*args, *small, "--hidden", "8", "--sde-steps", "4", "--eval-per-point", "2"], capsys)
+    assert rc == 0, err
+    assert "did not converge" in err and "using the independent coupling" in err and _no_python_advice(err), err
 
 
 def test_a_failed_reference_plan_is_reported_without_python_advice(tmp_path, capsys, monkeypatch):
