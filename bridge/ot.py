@@ -479,6 +479,7 @@ def entropic_potentials(
     tol: float = 1e-6,
     check: bool = True,
     start: str = "geomloss",
+    progress=None,
 ) -> EntropicPotentials:
     r"""Dual potentials of the same problem as :func:`entropic_plan`, without forming the plan.
 
@@ -506,6 +507,7 @@ def entropic_potentials(
         eps: the paper's eps.
         scaling: geomloss's epsilon-scaling ratio in ``(0, 1)``.
         max_iter: refinement sweeps at most.
+        progress: optional ``progress(sweeps, max_iter)``, called after every refinement sweep.
         tol: accepted marginal L1 error.
         check: raise :class:`ConvergenceError` when ``tol`` is not met.
         start: stage (1): ``"geomloss"`` as above, or ``"anneal"``: our own epsilon-scaling with
@@ -566,6 +568,8 @@ def entropic_potentials(
         g = g_next
         f = _c_transform(g, y, x, log_a, reg)
         it += 1
+        if progress is not None:
+            progress(it, max_iter)
     if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_potentials: NaN/Inf potentials at reg = 4 eps = {reg:g}")
     if check and not err <= tol:

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from ..progress import Progress
 from .config import SBConfig
-from .couplings import first_plan
+from .couplings import PLAN_SWEEPS, first_plan
 
 __all__ = ["AUTO_MIN_ROW_ESS", "AutoChoices", "resolve_auto"]
 
@@ -117,8 +118,9 @@ def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch
 
     say(f"[solve] coupling 'auto': an entropic plan between up to {cfg.plan_size} points per side decides")
     t0 = time.perf_counter()
+    ticker = Progress(PLAN_SWEEPS, "solve", say, unit="Sinkhorn sweeps (at most) of the first plan")
     try:
-        first, wall_s = first_plan(x0, x1, eps, cfg, gen)
+        first, wall_s = first_plan(x0, x1, eps, cfg, gen, progress=lambda it, total: ticker.update(it))
     except ConvergenceError as exc:  # no plan to judge by: the coupling that needs none
         what = str(exc).split(";")[0]  # the measurement, without the advice to change settings
         reason = f"the first Sinkhorn plan did not converge at eps = {eps:g} ({what})"

@@ -39,6 +39,8 @@ __all__ = [
     "restore_coupling",
 ]
 
+#: Sinkhorn sweeps at most for a plan of the coupling (after the annealing).
+PLAN_SWEEPS = 300
 #: With a time budget, stop adding fixed plans once they would take more than this share of it.
 PLAN_BUDGET_SHARE = 0.25
 #: What the minibatch coupling's :class:`~bridge.ot.ConvergenceError` advises, in this library's
@@ -199,13 +201,13 @@ def _plan_layout(x0: Tensor, x1: Tensor, plan_size: int, plan_count: int) -> tup
     return count, k0, k1
 
 
-def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float) -> _Plan:
+def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> _Plan:
     """Annealed log-domain Sinkhorn between ``a`` and ``b``. A sampler needs the plan's rows, not a
     certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan that is
     grossly off (ten times ``tol``) stops the solve, never a silent fallback."""
     from ..ot import ConvergenceError, entropic_potentials
 
-    pots = entropic_potentials(a, b, eps, start="anneal", tol=tol, max_iter=300, check=False)
+    pots = entropic_potentials(a, b, eps, start="anneal", tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
     if not pots.marginal_error <= 10 * tol:
         raise ConvergenceError(
             f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
@@ -220,13 +222,13 @@ def _permutations(x0: Tensor, x1: Tensor, gen: torch.Generator) -> tuple[Tensor,
     return perm0, torch.randperm(x1.shape[0], generator=gen).to(x1.device)
 
 
-def first_plan(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generator) -> tuple[_Plan, float]:
+def first_plan(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generator, progress=None) -> tuple[_Plan, float]:
     """The first plan that the Sinkhorn coupling would build (same subsets, same draws), and its
     wall time: what ``coupling="auto"`` looks at."""
     t0 = time.perf_counter()
     _, k0, k1 = _plan_layout(x0, x1, cfg.plan_size, cfg.plan_count)
     perm0, perm1 = _permutations(x0, x1, gen)
-    plan = _solve_plan(x0[perm0[:k0]], x1[perm1[:k1]], eps, cfg.plan_tol)
+    plan = _solve_plan(x0[perm0[:k0]], x1[perm1[:k1]], eps, cfg.plan_tol, progress)
     return plan, time.perf_counter() - t0
 
 
@@ -239,14 +241,17 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
     count, k0, k1 = _plan_layout(x0, x1, cfg.plan_size, cfg.plan_count)
     perm0, perm1 = _permutations(x0, x1, gen)
     budget, limited, plans = cfg.time_budget, False, []
-    ticker = Progress(count, "solve", say, unit="Sinkhorn plans of the coupling")
+    ticker = Progress(count * PLAN_SWEEPS, "solve", say, unit="Sinkhorn sweeps (at most) of the coupling's plans")
     for k in range(count):
         spent = time.perf_counter() - t0
         if k > 0 and budget is not None and spent * (k + 1) / k > PLAN_BUDGET_SHARE * budget:
             limited = True
             break
-        plans.append(_solve_plan(x0[perm0[k * k0 : (k + 1) * k0]], x1[perm1[k * k1 : (k + 1) * k1]], eps, cfg.plan_tol))
-        ticker.update(k + 1)
+        sweeps = lambda it, total, k=k: ticker.update(k * PLAN_SWEEPS + it)
+        plans.append(
+            _solve_plan(x0[perm0[k * k0 : (k + 1) * k0]], x1[perm1[k * k1 : (k + 1) * k1]], eps, cfg.plan_tol, sweeps)
+        )
+        ticker.update((k + 1) * PLAN_SWEEPS)
     dtype = torch.float64 if x0.dtype == torch.float64 else torch.float32
     cdf = torch.stack([row_cdf(p.rows).to(dtype) for p in plans])
     pairs = PlanPairs(torch.stack([p.a for p in plans]), torch.stack([p.b for p in plans]), cdf, gen)

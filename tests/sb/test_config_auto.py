@@ -122,7 +122,7 @@ def test_auto_coupling_falls_back_when_the_first_plan_fails(monkeypatch):
     import bridge.sb.auto as auto
     from bridge.ot import ConvergenceError
 
-    def fails(x0, x1, eps, cfg, gen):
+    def fails(x0, x1, eps, cfg, gen, progress=None):
         raise ConvergenceError("Sinkhorn coupling: marginal error 0.035 after 300 sweeps")
 
     monkeypatch.setattr(auto, "first_plan", fails)
@@ -131,3 +131,21 @@ def test_auto_coupling_falls_back_when_the_first_plan_fails(monkeypatch):
     c = resolve_auto(SBConfig(), x0, x1, 0.05, torch.Generator().manual_seed(0), say=lines.append)
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1)
     assert "did not converge" in c.reasons["coupling"] and any("independent coupling" in m for m in lines)
+
+
+def test_the_first_plan_reports_its_sweeps(monkeypatch):
+    """Choosing the coupling can take minutes on real data: the first plan's Sinkhorn sweeps are
+    reported (here with progress.EVERY_S = 0, at every sweep), and the choice is the same."""
+    import bridge.progress
+
+    x0, x1 = _unresolved(n=300)
+    quiet = resolve_auto(SBConfig(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1))
+    monkeypatch.setattr(bridge.progress, "EVERY_S", 0.0)
+    lines = []
+    c = resolve_auto(SBConfig(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1), say=lines.append)
+    assert (c.coupling, c.reasons, c.plan["plan_row_ess_median"]) == (
+        quiet.coupling,
+        quiet.reasons,
+        quiet.plan["plan_row_ess_median"],
+    )
+    assert any("Sinkhorn sweeps (at most) of the first plan" in m for m in lines)
