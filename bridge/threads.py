@@ -1,13 +1,14 @@
 """How many CPU threads torch uses: one policy for the training functions and every command.
 
-bridge's networks are small (batches of a few thousand rows through MLPs of a few hundred units),
-so torch's intra-op threads gain little over one, and several processes that each start torch's
-default (one thread per core) wait on each other: on a 2-core machine two such processes ran about
-9x slower than one (benchmarks/README.md, "Threads"). So :func:`~bridge.sb.solve_bridge`,
-:func:`~bridge.train.train_fields` and every ``bridge`` command use :data:`DEFAULT_THREADS` = 1
-thread unless told otherwise (``SBConfig.threads``, ``train_fields(threads=...)``,
-``bridge --threads N``), and restore torch's setting when they return. The other library functions
-(samplers, likelihood estimators) leave torch's setting to the caller.
+bridge's networks are small (batches of a few thousand rows through MLPs of a few hundred units):
+more intra-op threads speed one process up a little on an idle machine, but processes that each
+start torch's default (one thread per core) wait on each other, and a single busy neighbour makes
+them many times slower; one thread per process keeps its speed (benchmarks/README.md §15).
+So :func:`~bridge.sb.solve_bridge`, :func:`~bridge.train.train_fields` and every ``bridge``
+command use :data:`DEFAULT_THREADS` = 1 thread unless told otherwise (``SBConfig.threads``,
+``train_fields(threads=...)``, ``bridge --threads N``), and restore torch's setting when they
+return. The other library functions (samplers, likelihood estimators) leave torch's setting to
+the caller.
 """
 
 from __future__ import annotations
