@@ -36,26 +36,24 @@ def positive_float(s: str) -> float:
     return v
 
 
-def positive_int(s: str) -> int:
-    """An integer >= 1."""
+def _int_at_least(s: str, low: int, what: str) -> int:
     try:
         v = int(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+        v = low - 1
+    if v < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
     return v
+
+
+def positive_int(s: str) -> int:
+    """An integer >= 1."""
+    return _int_at_least(s, 1, "a positive integer")
 
 
 def nonnegative_int(s: str) -> int:
     """An integer >= 0."""
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
-    return v
+    return _int_at_least(s, 0, "an integer >= 0")
 
 
 def holdout_fraction(s: str) -> float:
