@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conventions import check_eps
+from ..reference.sb_mixture import _check_count
 
 __all__ = ["COVARIANCES", "MixtureConditional", "MixturePotential"]
 
@@ -49,12 +50,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 #: :meth:`MixturePotential.sample` works on row blocks whose ``(rows, K, d)`` intermediates stay
 #: under this many elements (16 MiB in float32), so that a million inputs do not need gigabytes.
 _BLOCK_ELEMENTS = 2**22
-
-
-def _check_count(n, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"{name}: expected a positive int, got {n!r}")
-    return int(n)
 
 
 @dataclass(eq=False)
