@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .distributed import current
 from .fields import Fields
 from .interpolants.base import Interpolant
 from .losses import FULL_T_RANGE, SCORE_T_RANGE, loss_b, loss_eta, loss_s, loss_v, sample_times
@@ -169,6 +170,12 @@ def train_fields(
         threads: torch intra-op threads while training, restored afterwards (None: torch's
             setting; :mod:`bridge.threads` says why one).
 
+    Under ``torchrun`` (an initialised process group, :func:`bridge.distributed.current`) every
+    process draws its own ``batch_size`` rows per step from its own stream and the gradients are
+    averaged: the processes train as one with ``world_size * batch_size`` rows per step. Rank 0's
+    clock decides the time budget and the learning rate; only rank 0 prints progress lines; every
+    rank returns the same networks.
+
     Returns:
         :class:`TrainResult`.
     """
@@ -181,6 +188,8 @@ def train_fields(
         if d0 != d1:
             raise ValueError(f"x0 has dimension {d0} but x1 has dimension {d1}")
         say = progress if progress is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        group = current()
+        say = say if group.is_main else (lambda msg: None)
 
         gen = torch.Generator(device="cpu").manual_seed(seed)
         if models is None:
@@ -189,6 +198,8 @@ def train_fields(
             )
         elif set(models) != set(fields):
             raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
+        if group.rank > 0:  # the same initial weights on every rank, then each rank's own draws
+            gen.manual_seed(group.rank_seed(seed))
         opt = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=lr)
         averaged = {f: copy.deepcopy(m).requires_grad_(False) for f, m in models.items()} if ema else None
         batches = _Batches(draw0, draw1, batch_size, t_range, score_t_range, dtype, device, gen)
@@ -198,6 +209,8 @@ def train_fields(
         stopped_by, step = "steps", 0
         for step in range(1, steps + 1):
             elapsed = time.perf_counter() - start
+            if group.is_distributed and time_budget is not None:  # rank 0's clock decides for all
+                elapsed = group.broadcast_values([elapsed])[0]
             if time_budget is not None and elapsed >= time_budget:
                 stopped_by, step = "time_budget", step - 1
                 break
@@ -245,9 +258,11 @@ def _new_models(
 
 
 def _descend(opt, losses: dict, models: dict, averaged: dict | None, *, ema: float | None, step: int) -> None:
-    """One optimiser step on the sum of the fields' losses, then the moving average of the weights."""
+    """One optimiser step on the sum of the fields' losses (its gradient averaged over the
+    processes, :mod:`bridge.distributed`), then the moving average of the weights."""
     opt.zero_grad(set_to_none=True)
     sum(losses.values()).backward()
+    current().average_gradients(p for grp in opt.param_groups for p in grp["params"])
     opt.step()
     if averaged is not None:
         for f, m in models.items():

@@ -3,7 +3,8 @@
 ``bridge fit --source NAME|FILE --target NAME|FILE --out DIR`` trains b plus s (or eta, v) for
 a fixed interpolant (docs/math.md §2), samples with the ODE and the SDE at a few eps
 (docs/math.md §3) and writes a checkpoint (read back by :func:`bridge.fit_run.load_fit_run`),
-the samples, ``metrics.json`` and ``samples.png`` to DIR.
+the samples, ``metrics.json`` and ``samples.png`` to DIR. Under ``torchrun --nproc_per_node=N``
+the N processes train together (:mod:`bridge.distributed`) and rank 0 alone samples and writes.
 """
 
 from __future__ import annotations
@@ -106,12 +107,17 @@ class _Samples:
 
 
 def run(args) -> int:
-    """``bridge fit``: train, save the checkpoint, sample, score, plot."""
+    """``bridge fit``: train, save the checkpoint, sample, score, plot (under ``torchrun``, every
+    rank trains and rank 0 alone does the rest)."""
     import torch
+
+    from ..distributed import current
 
     require_device(args.device)
     interp, fields = _check_model(args)
-    out = prepare_out(args.out)
+    group = current()
+    args.quiet = args.quiet or not group.is_main  # progress lines from rank 0 only
+    out = prepare_out(args.out) if group.is_main else Path(args.out)
     gen = torch.Generator().manual_seed(args.seed)
     t_start = time.perf_counter()
     data = load_pair(args.source, args.target, args.n_train, args.n_test, gen)
@@ -122,6 +128,8 @@ def run(args) -> int:
         f"{data.x1_train.shape[0]} training samples, {interp!r}, fields {','.join(fields)}",
     )
     res = _train(args, interp, fields, data, device)
+    if not group.is_main:
+        return 0
     _save_checkpoint(args, out, res, fields, data.x0_train.shape[1])
     drawn = _sample(args, res.fields, interp, fields, data, gen, device)
     metrics = _score(args, drawn, data, device)
@@ -341,8 +349,17 @@ def _write_results(args, out: Path, drawn: _Samples, metrics: dict, res, t_start
     metrics["train_wall_s"] = res.wall_s
     metrics["total_wall_s"] = time.perf_counter() - t_start
     metrics["config"] = recorded_arguments(args)
+    metrics["distributed"] = _distributed_record(args.batch_size)
     metrics["versions"] = {"bridge": __version__, "torch": torch.__version__, "python": platform.python_version()}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+
+
+def _distributed_record(batch_size: int) -> dict:
+    """``world_size``, the backend and why, and the global batch (every process's rows per step)."""
+    from ..distributed import current
+
+    group = current()
+    return group.record() | {"batch_size_per_process": batch_size, "global_batch": group.world_size * batch_size}
 
 
 def _summarise(args, drawn: _Samples, metrics: dict, out: Path) -> None:

@@ -3,7 +3,9 @@
 ``bridge solve --source SRC --target TGT --eps EPS --out RUN_DIR`` learns the bridge by max–min
 over interpolants (docs/math.md §5) with :func:`bridge.sb.solve_bridge`, checks it against POT's
 entropic plan on held-out samples (:mod:`bridge.sb.report`) and writes the run directory
-:data:`RUN_FILES`. Rerunning with the same ``--out`` resumes from ``state.pt``.
+:data:`RUN_FILES`. Rerunning with the same ``--out`` resumes from ``state.pt``. Under
+``torchrun --nproc_per_node=N`` the N processes train together (:mod:`bridge.distributed`) and
+rank 0 alone writes the run directory, evaluates and prints.
 """
 
 from __future__ import annotations
@@ -252,10 +254,15 @@ class _Session:
 
 
 def run(args) -> int:
-    """``bridge solve``: load the data, solve (or resume), save, evaluate, report."""
+    """``bridge solve``: load the data, solve (or resume), save, evaluate, report (under
+    ``torchrun``, every rank trains and rank 0 alone does the rest)."""
     import torch
 
+    from ..distributed import current
+
     require_device(args.device)
+    group = current()
+    args.quiet = args.quiet or not group.is_main  # progress lines from rank 0 only
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
@@ -263,11 +270,15 @@ def run(args) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     data = load_pair(args.source, args.target, args.n_train, args.eval_points, gen, test_option="--eval-points")
     cfg = sb_config(args)
-    prepare_out(args.out)  # locked from here on: one process per run directory
+    if group.is_main:
+        prepare_out(args.out)  # locked from here on: one command per run directory
     session = _Session(out, _problem(args, data), cfg, (out / "state.pt").is_file(), t_start)
-    _start(args, session, data)
+    if group.is_main:
+        _start(args, session, data)
     device = torch.device(args.device)
     res = _train(args, session, data, device)
+    if not group.is_main:
+        return 0
     session.timings["training_s"] = res.wall_s
     session.timings["this_session_data_and_training_s"] = time.perf_counter() - t_start
     res.save(out / "bridge.pt")
@@ -438,11 +449,20 @@ def _write_report(args, session: _Session, res, ev, figures) -> None:
         "timings": {**session.timings, "total_s": time.perf_counter() - session.t_start},
         "seed": args.seed,
         "device": args.device,
+        "distributed": _distributed_record(session.cfg),
         "versions": package_versions(),
         "arguments": recorded_arguments(args),
         "files": {name: RUN_FILES[name] for name in ("run.json", "state.pt", "bridge.pt", "report.json", *figures)},
     }
     atomic_write_text(session.out / "report.json", json.dumps(jsonable(report), indent=2))
+
+
+def _distributed_record(cfg: SBConfig) -> dict:
+    """``world_size``, the backend and why, and the global batch (every process's rows per step)."""
+    from ..distributed import current
+
+    group, n = current(), cfg.batch_size
+    return group.record() | {"batch_size_per_process": n, "global_batch": group.world_size * n}
 
 
 def _summarise(args, ev, out: Path) -> None:

@@ -23,13 +23,14 @@ from torch import Tensor, nn
 
 from .. import progress as progress_lines
 from ..checkpoint import save_checkpoint
+from ..distributed import SINGLE, Group, current
 from ..losses import sample_times
 from ..progress import Progress, format_seconds
 from ..threads import torch_threads
 from ..train import ema_update
 from .auto import AutoChoices
 from .config import SBConfig
-from .couplings import PairedRows
+from .couplings import MinibatchPairs, PairedRows, restore_coupling
 from .objective import inner_loss, sb_objective
 from .refine import RefineSchedule, sde_pairs
 from .result import BridgeResult
@@ -85,6 +86,12 @@ def solve_bridge(
             An interrupted run keeps its last checkpoint, a consistent state at most
             ``checkpoint_every`` seconds old.
 
+    Under ``torchrun`` (an initialised :mod:`torch.distributed` process group,
+    :func:`bridge.distributed.current`) each process draws its own ``batch_size`` rows per step
+    and the gradients are averaged: the processes train as one process with ``world_size`` times
+    the batch (docs/math.md §5, "Data-parallel training"). Rank 0 alone writes the checkpoint and
+    the progress lines and decides when the time budget is spent; every rank returns the result.
+
     Returns:
         :class:`~bridge.sb.BridgeResult`, whose ``config`` holds the resolved ``"auto"`` settings
         and whose ``coupling["eps_scale"]`` says where eps sits against the data's scale
@@ -108,15 +115,18 @@ def solve_bridge(
     if not isinstance(cfg, SBConfig):
         raise TypeError(f"config: expected an SBConfig, got {type(cfg).__name__}")
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
+    group = current()
+    say = say if group.is_main else (lambda m: None)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     with torch_threads(cfg.threads):
-        return _solve(x0, x1, eps, interpolant, cfg, say, ckpt, checkpoint_every, resume)
+        return _solve(x0, x1, eps, interpolant, cfg, say, ckpt, checkpoint_every, resume, group)
 
 
 @dataclass
 class _Run:
-    """What stays fixed during a solve: the resolved settings, the problem, the clock and the
-    checkpoint file."""
+    """What stays fixed during a solve: the resolved settings, the problem, the clock, the
+    checkpoint file and the processes training together (``group``; with several, ``shared_s``
+    and ``save_due`` are rank 0's clock and checkpoint decision as of the last :meth:`sync`)."""
 
     cfg: SBConfig
     eps: float
@@ -135,6 +145,9 @@ class _Run:
     last_save: float = field(default_factory=time.perf_counter)
     spare: nn.Module | None = None
     last_line: float = field(default_factory=time.perf_counter)
+    group: Group = SINGLE
+    shared_s: float | None = None
+    save_due: bool = False
 
     @property
     def dtype(self) -> torch.dtype:
@@ -147,13 +160,27 @@ class _Run:
     def elapsed(self, st: TrainState) -> float:
         return st.elapsed0 + time.perf_counter() - self.start
 
+    def clock(self, st: TrainState) -> float:
+        """The training seconds that decisions (time budget, learning rates) go by: this process's,
+        or with several processes rank 0's at the last :meth:`sync`, so that every rank decides alike."""
+        return self.elapsed(st) if self.shared_s is None else self.shared_s
+
+    def sync(self, st: TrainState) -> None:
+        """With several processes: rank 0's clock and whether a checkpoint is due, to every rank
+        (one broadcast per pass of the loop, before its decisions); nothing in one process."""
+        if not self.group.is_distributed:
+            return
+        due = time.perf_counter() - self.last_save >= self.checkpoint_every
+        self.shared_s, flag = self.group.broadcast_values([self.elapsed(st), float(due)])
+        self.save_due = flag > 0
+
     def out_of_time(self, st: TrainState) -> bool:
-        return self.cfg.time_budget is not None and self.elapsed(st) >= self.cfg.time_budget
+        return self.cfg.time_budget is not None and self.clock(st) >= self.cfg.time_budget
 
     def frac_done(self, st: TrainState, k: int) -> float:
         """The budget fraction used after ``k`` outer steps: steps or time, whichever is further."""
         frac = k / self.cfg.outer_steps
-        return frac if self.cfg.time_budget is None else max(frac, self.elapsed(st) / self.cfg.time_budget)
+        return frac if self.cfg.time_budget is None else max(frac, self.clock(st) / self.cfg.time_budget)
 
     def loss(self, net, s) -> Tensor:
         return inner_loss(net, s, self.eps, endpoint=self.cfg.drift_form == "endpoint")
@@ -180,12 +207,21 @@ class _Run:
         self.say(f"[solve] training: {what}, {format_seconds(elapsed)}, {left}")
 
     def maybe_save(self, st: TrainState, force: bool = False) -> None:
-        if self.ckpt is not None and (force or time.perf_counter() - self.last_save >= self.checkpoint_every):
-            save_checkpoint(self.ckpt, *st.to_checkpoint(self.problem, self.coupling_info, self.elapsed(st)))
-            self.last_save = time.perf_counter()
+        """A checkpoint when one is due (rank 0 writes it, with every rank's generator state)."""
+        g = self.group
+        due = self.save_due if g.is_distributed else time.perf_counter() - self.last_save >= self.checkpoint_every
+        if self.ckpt is None or not (force or due):
+            return
+        tensors, meta = st.to_checkpoint(self.problem, self.coupling_info, self.elapsed(st))
+        if g.is_distributed:  # each rank's own stream, for a resumed run to draw on as before
+            tensors["rng"]["ranks"] = g.all_gather(st.gen.get_state()[None])
+            meta["world_size"] = g.world_size
+        if g.is_main:
+            save_checkpoint(self.ckpt, tensors, meta)
+        self.last_save, self.save_due = time.perf_counter(), False
 
 
-def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool):
+def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool, group):
     eps = check_problem(x0, x1, eps)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
     problem = problem_record(x0, x1, eps, cfg)
@@ -200,7 +236,10 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     start = time.perf_counter()  # the coupling's plans count against the time budget
     restored = read_checkpoint(ckpt, problem) if resume else None
     choices, coupling, info = couple(cfg, x0, x1, eps, gen, say, restored)
+    coupling = _shared_coupling(group, coupling, restored, (x0, x1, eps, cfg, gen))
     info = info | {"eps_scale": scale}
+    if group.is_distributed and info["coupling"] == "minibatch":  # one plan between all ranks' points
+        info = info | {"minibatch_size": group.world_size * cfg.batch_size, "minibatch_ranks": group.world_size}
     run_cfg = choices.apply(cfg)
     if cfg.gradient_drift == "auto" and choices.gradient_drift:
         g = torch.Generator().manual_seed(cfg.seed + GRADIENT_SEED_OFFSET)
@@ -220,6 +259,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
         ckpt=ckpt,
         checkpoint_every=every,
         start=start,
+        group=group,
     )
     outer = [p for p in interpolant.parameters() if p.requires_grad]
     opt_out = torch.optim.Adam(outer, lr=cfg.lr_outer) if outer else None
@@ -229,6 +269,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     if restored is not None:
         st.load_checkpoint(*restored)
         say(f"[solve] resumed from {ckpt} at outer step {st.step} ({st.elapsed0:.1f}s of training so far)")
+    _own_stream(st, run, restored)
     _train(st, run)
     return _result(st, run, choices)
 
@@ -238,6 +279,7 @@ def _train(st: TrainState, run: _Run) -> None:
     the time budget or the patience run out; refinement rounds start at their share of the budget."""
     cfg = run.cfg
     while st.warm_done < cfg.warmup_steps:
+        run.sync(st)
         if run.out_of_time(st):
             st.stopped_by = "time_budget"
             break
@@ -246,6 +288,7 @@ def _train(st: TrainState, run: _Run) -> None:
         run.maybe_save(st)
         run.tick(st)
     while st.stopped_by == "steps" and st.step < cfg.outer_steps:
+        run.sync(st)
         if run.out_of_time(st):
             st.stopped_by = "time_budget"
             break
@@ -291,6 +334,7 @@ def _inner_step(st: TrainState, run: _Run) -> float:
     loss = run.loss(st.drift, s).mean()
     st.opt_inner.zero_grad(set_to_none=True)
     loss.backward()
+    run.group.average_gradients(p for grp in st.opt_inner.param_groups for p in grp["params"])
     st.opt_inner.step()
     st.n_inner += 1
     if st.drift_avg is not None:
@@ -316,6 +360,7 @@ def _outer_step(st: TrainState, run: _Run, decay: float) -> tuple[float, float]:
     obj = sb_objective(st.drift, st.interpolant, xa, xb, run.eps, t=t, z=z).mean()
     st.opt_outer.zero_grad(set_to_none=True)
     (-obj).backward()  # ascent on the interpolant
+    run.group.average_gradients(p for grp in st.opt_outer.param_groups for p in grp["params"])
     st.opt_outer.step()
     return float(obj.detach()), first - last
 
@@ -370,9 +415,11 @@ def _start_round(st: TrainState, run: _Run) -> None:
     cfg = run.cfg
     t0, wall0 = time.perf_counter(), run.elapsed(st)
     st.phase_start = run.frac_done(st, st.step)
-    ticker = Progress(cfg.refine_pairs, "solve", run.say, unit="refinement pairs from the learned SDE")
+    n, g = cfg.refine_pairs, run.group  # with several processes, each draws its share of the pairs
+    ticker = Progress(g.share(n), "solve", run.say, unit="refinement pairs from the learned SDE")
     report = (lambda done, total: ticker.update(done)) if cfg.log_every else None
-    xa, xb = sde_pairs(st.drift_out, run.x0, cfg.refine_pairs, run.eps, cfg.refine_sde_steps, st.gen, report)
+    xa, xb = sde_pairs(st.drift_out, run.x0, g.share(n), run.eps, cfg.refine_sde_steps, st.gen, report)
+    xa, xb = g.all_gather(xa)[:n], g.all_gather(xb)[:n]
     gen_s = time.perf_counter() - t0
     st.phase += 1
     st.coupling = PairedRows({"x0": xa, "x1": xb}, st.gen)
@@ -390,6 +437,34 @@ def _start_round(st: TrainState, run: _Run) -> None:
     st.warm_done = 0
     for grp in st.opt_inner.param_groups:
         grp["lr"] = cfg.lr_inner
+
+
+def _shared_coupling(group: Group, coupling, restored, problem):
+    """With several processes: rank 0's fixed Sinkhorn plans on every rank (a time budget may stop
+    the ranks' plan building at different counts), and minibatch plans solved between the points
+    that all ranks drew. ``problem`` is ``(x0, x1, eps, cfg, gen)``."""
+    if not group.is_distributed:
+        return coupling
+    if coupling.kind == "sinkhorn" and restored is None:
+        state = group.broadcast_object(coupling.state() if group.is_main else None)
+        coupling = coupling if group.is_main else restore_coupling("sinkhorn", state, *problem)
+    if isinstance(coupling, MinibatchPairs):
+        coupling.group = group
+    return coupling
+
+
+def _own_stream(st: TrainState, run: _Run, restored) -> None:
+    """Rank ``r > 0`` draws from its own stream (rank 0 from the seed's): seeded
+    :meth:`~bridge.distributed.Group.rank_seed` on a fresh start, its stored state when resuming
+    (a fresh seed if the checkpoint holds none for it: another world size)."""
+    g = run.group
+    if g.rank == 0:
+        return
+    ranks = restored[0]["rng"].get("ranks") if restored is not None else None
+    if ranks is not None and ranks.shape[0] > g.rank:
+        st.gen.set_state(ranks[g.rank].clone())
+    else:
+        st.gen.manual_seed(g.rank_seed(run.cfg.seed) + st.n_inner)
 
 
 def _validation(run: _Run, coupling: str, restored) -> Validation | None:
