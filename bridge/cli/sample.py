@@ -55,10 +55,11 @@ def add_parser(sub, parents=()) -> None:
     p.add_argument("--out", required=True, metavar="Y.npy", help="output .npy file (float32, shape (n, K, d))")
     p.add_argument(
         "--steps",
-        type=positive_int,
-        default=500,
+        type=steps_arg,
+        default="auto",
         metavar="N",
-        help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2 (default 500)",
+        help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2, or auto (default): doubled on a pilot "
+        "batch until twice as many steps change the samples' conditional law by under 0.1%% cBW2-UVP",
     )
     p.add_argument(
         "--time",
@@ -94,6 +95,8 @@ def run(args) -> int:
     t_start = time.perf_counter()
     with user_input():
         method = res.sampling_method(args.method)
+    if method != "exact" and args.steps == "auto":
+        args.steps = _auto_steps(args, res, x0, gen, device)
     how = "exact draws (mixture potential)" if method == "exact" else f"{args.steps} Heun steps (end-refined grid)"
     log(args, f"[sample] {n} points x {k} samples of X_{args.time:g}, d={d}, eps={res.eps:g}, {how}")
     with user_input(OSError):
@@ -102,6 +105,11 @@ def run(args) -> int:
     _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
+
+
+def steps_arg(text: str) -> int | str:
+    """``--steps``: a positive integer or ``auto``."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def unit_time(text: str) -> float:
@@ -146,6 +154,15 @@ def _load(args, device, gen):
             f"--source: {args.source} has dimension {x0.shape[1]} but the run's bridge has dimension {res.dim}"
         )
     return res, x0
+
+
+def _auto_steps(args, res, x0, gen, device) -> int:
+    """``--steps auto``: :meth:`bridge.sb.BridgeResult.choose_steps` on a pilot batch of the
+    source's first rows (drawn from ``gen`` before the samples), logged with its reason."""
+    dtype = next(res.drift_net.parameters()).dtype
+    choice = res.choose_steps(x0.to(device=device, dtype=dtype), generator=gen, time=args.time)
+    log(args, f"[sample] --steps auto: {choice.reason}")
+    return choice.steps
 
 
 def _fill(args, res, x0, arr, gen, device) -> None:

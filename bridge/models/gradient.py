@@ -19,7 +19,8 @@ class GradientField(nn.Module):
     The gradient is taken by autograd. When the caller records gradients (training), it is built
     with ``create_graph=True``, so that a loss of the field can be differentiated with respect to
     ``V``'s weights and to ``x`` (double backward); under :func:`torch.no_grad` (sampling) it is
-    computed without a graph and returned detached.
+    computed without a graph and returned detached (by :func:`torch.func.grad` inside
+    :func:`torch.compile`, which traces it into the compiled graph).
 
     Example:
         >>> import torch
@@ -38,6 +39,9 @@ class GradientField(nn.Module):
 
     def forward(self, t: Tensor, x: Tensor) -> Tensor:
         create = torch.is_grad_enabled()
+        if not create and torch.compiler.is_compiling():
+            # torch.compile traces torch.func.grad into one graph; torch.autograd.grad breaks it
+            return torch.func.grad(lambda xx: self.potential(t, xx).sum())(x)
         with torch.enable_grad():
             xg = x if (create and x.requires_grad) else x.detach().requires_grad_(True)
             v = self.potential(t, xg)

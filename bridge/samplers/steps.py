@@ -200,7 +200,7 @@ def choose_steps(
         >>> run = lambda x, n, xi: sample_sde(lambda t, x: -x, x, eps=0.5, steps=n, noise=xi).x
         >>> c = choose_steps(run, torch.zeros(1, 2), generator=torch.Generator().manual_seed(0))
         >>> c.steps, c.error + 2 * c.error_se <= c.tol
-        (16, True)
+        (32, True)
     """
     _check_choice_args(tol, start, max_steps, rows, per_row)
     if x.dim() != 2 or x.shape[0] < 1:

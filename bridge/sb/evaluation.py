@@ -97,7 +97,7 @@ def evaluate_bridge(
     *,
     x1_floor: Tensor | None = None,
     per_point: int = 16,
-    sde_steps: int = SDE_STEPS,
+    sde_steps: int | str = SDE_STEPS,
     sinkhorn_points: int = 1000,
     generator: torch.Generator | None = None,
     progress: Callable[[str], None] | None = None,
@@ -113,7 +113,9 @@ def evaluate_bridge(
             the marginal metrics, the first ``m`` that of the POT reference. With fewer than
             ``n`` the floor is at a smaller size, which ``metrics["marginal"]["sizes"]`` shows.
         per_point: ``K`` SDE samples per source point for the coupling metrics (``>= 1``).
-        sde_steps: Heun steps of the SDE on the end-refined grid (:meth:`BridgeResult.sample`).
+        sde_steps: Heun steps of the SDE on the end-refined grid (:meth:`BridgeResult.sample`), or
+            ``"auto"``: :meth:`BridgeResult.choose_steps` on ``x0`` (drawn from ``generator``
+            first; its record in ``settings["sde"]["steps_choice"]``).
         sinkhorn_points: points per side for the Sinkhorn divergences (geomloss is O(n^2)).
         generator: randomness of the SDE (on the drift's device); the POT-plan draws use a CPU
             generator seeded from it.
@@ -149,9 +151,12 @@ def evaluate_bridge(
     cpu_gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device)))
     a, b = _cpu64(x0), _cpu64(x1)
     floor = _cpu64(x1_floor) if x1_floor is not None else None
+    sde_steps, choice = _resolve_sde_steps(result, x0, sde_steps, gen)
     settings = _settings(
         es, a.shape[0], b.shape[0], sde_steps=sde_steps, per_point=per_point, sinkhorn_points=sinkhorn_points
     )
+    if choice is not None:
+        settings["sde"]["steps_choice"] = choice.as_dict()
     ev = BridgeEvaluation(metrics={"target_cov_trace": _cov_trace(b)}, settings=settings, errors={}, x0=a, x1=b)
 
     ys = _sample_model(ev, result, x0, steps=sde_steps, per_point=per_point, generator=gen, say=say)
@@ -216,6 +221,16 @@ def _settings(es, n: int, m: int, *, sde_steps: int, per_point: int, sinkhorn_po
 # ----------------------------------------------------------------------------------------
 # the learned SDE
 # ----------------------------------------------------------------------------------------
+def _resolve_sde_steps(result: BridgeResult, x0: Tensor, steps, gen: torch.Generator):
+    """``sde_steps`` as a count, and the :class:`~bridge.samplers.steps.StepChoice` of ``"auto"``
+    (:meth:`BridgeResult.choose_steps` on the held-out source) or None."""
+    if steps != "auto":
+        return steps, None
+    param = _drift_parameter(result)
+    choice = result.choose_steps(x0.detach().to(device=param.device, dtype=param.dtype), generator=gen)
+    return choice.steps, choice
+
+
 def _sample_model(
     ev: BridgeEvaluation,
     result: BridgeResult,

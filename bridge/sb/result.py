@@ -17,11 +17,12 @@ from torch import Tensor, nn
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..interpolants.base import Interpolant
 from ..models import MLP
+from ..samplers.steps import STEPS_TOL, StepChoice, choose_steps
 from .config import SBConfig
 from .drifts import TwoNetDrift, build_drift
 from .interpolant import build_interpolant
 from .potential import MixturePotential
-from .sde import check_grid, end_grid_sde, forward_sde, sde_times
+from .sde import check_grid, compiled_drift, end_grid_sde, forward_sde, path_bytes, sde_times
 
 __all__ = ["BridgeResult", "RESULT_KIND", "SAMPLE_METHODS", "end_grid_sde", "forward_sde", "sde_times"]
 
@@ -80,13 +81,15 @@ class BridgeResult:
         x0: Tensor,
         *,
         per_point: int = 1,
-        steps: int = 500,
+        steps: int | str = "auto",
         generator: torch.Generator | None = None,
         trajectory: bool = False,
         grid: str = "end",
         progress=None,
         time: float = 1.0,
         method: str = "auto",
+        max_bytes: int | None = None,
+        compile: bool = False,
     ):
         """The learned coupling: ``per_point`` samples of ``X_time`` (default ``x1``) for each row of ``x0``.
 
@@ -109,11 +112,20 @@ class BridgeResult:
         (:func:`sde_times` ``(steps, grid, T)``), exact in law.
 
         Args:
+            steps: SDE steps, or ``"auto"`` (the default): the count :meth:`choose_steps` picks
+                from a pilot batch of ``x0`` (drawn from ``generator`` first); its reason is
+                recorded in ``choices["sample_steps"]``.
             grid: ``"end"`` or ``"uniform"``.
             time: the time ``T`` in (0, 1] of the samples.
             method: ``"auto"``, ``"exact"`` or ``"sde"``.
             progress: optional callback ``(steps done, steps)`` after each SDE step
-                (:func:`bridge.samplers.sample_sde`); the draws are the same with or without it.
+                (:func:`bridge.samplers.sample_sde`), counted over all chunks; the draws are the
+                same with or without it.
+            max_bytes: optional memory budget: the paths are integrated in chunks of at most this
+                many bytes of working memory (:func:`~bridge.sb.sde.path_bytes`), one after the
+                other with the same generator (so the draws differ from one chunk's). None: one chunk.
+            compile: run the drift through :func:`torch.compile` (:func:`~bridge.sb.sde.compiled_drift`);
+                off by default: on a CPU the compile time rarely pays (benchmarks/README.md §16).
 
         Returns:
             ``(n, per_point, d)`` tensor (and the trajectory ``(steps+1, n, per_point, d)`` when
@@ -128,23 +140,61 @@ class BridgeResult:
             if time == 1.0:
                 return pot.sample(x0, per_point, generator=generator)
             return pot.sample_at(time, x0, per_point, generator=generator)
+        drift = compiled_drift(self.drift_net) if compile else self.drift
+        steps = self._resolve_steps(steps, x0, generator=generator, grid=grid, time=time, drift=drift)
         n, d = x0.shape
         x = x0.repeat_interleave(per_point, dim=0)
-        res = forward_sde(
-            self.drift,
-            self.eps,
-            x,
-            steps=steps,
-            generator=generator,
-            grid=grid,
-            trajectory=trajectory,
-            progress=progress,
-            end=time,
-        )
-        out = res.x.reshape(n, per_point, d)
+        size = _chunk_paths(max_bytes, path_bytes(self.drift_net, d, x.dtype, trajectory_steps=steps * trajectory))
+        chunks = range(0, x.shape[0], size)
+        ends, trajs = [], []
+        for c, i in enumerate(chunks):
+            report = None if progress is None else _chunk_progress(progress, c, len(chunks))
+            res = forward_sde(
+                drift, self.eps, x[i : i + size], steps=steps, generator=generator, grid=grid,
+                trajectory=trajectory, progress=report, end=time,
+            )  # fmt: skip
+            ends.append(res.x)
+            trajs.append(res.trajectory)
+        out = torch.cat(ends).reshape(n, per_point, d)
         if trajectory:
-            return out, res.trajectory.reshape(-1, n, per_point, d)
+            return out, torch.cat(trajs, dim=1).reshape(-1, n, per_point, d)
         return out
+
+    def choose_steps(
+        self,
+        x0: Tensor,
+        *,
+        tol: float = STEPS_TOL,
+        generator: torch.Generator | None = None,
+        grid: str = "end",
+        time: float = 1.0,
+        drift=None,
+    ) -> StepChoice:
+        """The SDE step count for :meth:`sample` from a measured error: :func:`bridge.samplers.choose_steps`
+        on a pilot batch from the rows of ``x0`` (``100 tol`` bounds, in cBW2-UVP percent, how far
+        the chosen count's samples are from twice as many steps').
+
+        Example:
+            >>> # res.choose_steps(x0).steps  # e.g. 64; .reason says why
+        """
+        check_grid(grid)
+        time = _check_time(time)
+        f = self.drift if drift is None else drift
+
+        def run(x, n, xi):
+            return forward_sde(f, self.eps, x, steps=n, noise=xi, grid=grid, end=time).x
+
+        return choose_steps(run, x0, tol=tol, generator=generator)
+
+    def _resolve_steps(self, steps, x0, **kw) -> int:
+        """``steps`` as a count: an int >= 1 as given, ``"auto"`` by :meth:`choose_steps` (recorded)."""
+        if steps == "auto":
+            choice = self.choose_steps(x0, **kw)
+            self.choices["sample_steps"] = choice.reason
+            return choice.steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps: expected a positive int or 'auto', got {steps!r}")
+        return steps
 
     def sampling_method(self, method: str = "auto", *, trajectory: bool = False) -> str:
         """What :meth:`sample` does with ``method``: ``"exact"`` (a mixture-potential drift, no
@@ -281,6 +331,20 @@ def _rebuild(cfg, d: int, eps: float):
     if isinstance(drift, TwoNetDrift):  # the two-network form reads gamma from the interpolant
         drift.bind(interp, eps)
     return drift, interp
+
+
+def _chunk_paths(max_bytes, per_path: int) -> int:
+    """Paths per chunk within ``max_bytes`` (at least one); no budget: all at once."""
+    if max_bytes is None:
+        return 2**62
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes: expected a positive int or None, got {max_bytes!r}")
+    return max(1, max_bytes // max(per_path, 1))
+
+
+def _chunk_progress(progress, c: int, chunks: int):
+    """Chunk ``c``'s ``(step, steps)`` as ``(c steps + step, chunks steps)`` of the whole."""
+    return lambda k, steps: progress(c * steps + k, chunks * steps)
 
 
 def _check_time(time) -> float:

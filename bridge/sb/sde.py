@@ -6,12 +6,14 @@ so by default the steps are uniform in ``s`` with ``t = 1 - (1 - s)^2`` (docs/ma
 
 from __future__ import annotations
 
+import weakref
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..samplers import StochasticHeun, sample_sde
 
-__all__ = ["SDE_GRIDS", "check_grid", "end_grid_sde", "forward_sde", "sde_times"]
+__all__ = ["SDE_GRIDS", "check_grid", "compiled_drift", "end_grid_sde", "forward_sde", "path_bytes", "sde_times"]
 
 SDE_GRIDS = ("end", "uniform")
 
@@ -80,11 +82,13 @@ def forward_sde(
     trajectory=False,
     progress=None,
     end: float = 1.0,
+    noise=None,
 ):
     """``dX = drift dt + sqrt(2 eps) dW`` from ``x`` at ``t = 0`` to ``t = end`` (default 1) with the
     stochastic Heun method on ``grid`` (:func:`sde_times` scaled to end at ``end``), without
     autograd: the :class:`bridge.samplers.SDEResult` of :func:`bridge.samplers.sample_sde`
-    (``progress``: its per-step callback)."""
+    (``progress``: its per-step callback; ``noise``: its standard normals ``(steps, n, d)``,
+    drawn from ``generator`` when None)."""
     check_grid(grid)
     t1 = 1.0
     if grid == "end":
@@ -102,4 +106,33 @@ def forward_sde(
             generator=generator,
             trajectory=trajectory,
             progress=progress,
+            noise=noise,
         )
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_drift(net: nn.Module):
+    """``torch.compile(net, dynamic=True)``, made once per network and kept while it lives (a
+    gradient drift is traced through :func:`torch.func.grad`, see
+    :class:`~bridge.models.GradientField`). benchmarks/README.md §16 measures when it pays."""
+    if net not in _COMPILED:
+        _COMPILED[net] = torch.compile(net, dynamic=True)
+    return _COMPILED[net]
+
+
+def path_bytes(net: nn.Module, d: int, dtype: torch.dtype, *, trajectory_steps: int = 0) -> int:
+    """An estimate of the memory one SDE path takes while :func:`forward_sde` runs ``net``: three
+    numbers per unit of each linear layer's output (the pre-activation, the activation and, for a
+    gradient drift, its gradient), eight vectors of ``d`` (state, two stages, noise, sums) and the
+    trajectory's ``(steps + 1) d`` when one is kept, in bytes of ``dtype``.
+
+    Example:
+        >>> from bridge.models import MLP
+        >>> path_bytes(MLP(2, hidden=8, depth=1), 2, torch.float32)  # (3 (8 + 2) + 8 * 2) * 4
+        184
+    """
+    units = sum(m.out_features for m in net.modules() if isinstance(m, nn.Linear))
+    item = torch.empty((), dtype=dtype).element_size()
+    return int((3 * units + 8 * d + (trajectory_steps + 1 if trajectory_steps else 0) * d) * item)

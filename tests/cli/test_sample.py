@@ -129,3 +129,23 @@ def test_sample_time_option(run_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "z.npy"), "--time", "1.5", "--quiet"])
     assert "--time" in capsys.readouterr().err
+
+
+def test_sample_steps_auto_is_the_pilots_choice(run_dir, tmp_path, capsys):
+    """`--steps auto` (the default) is BridgeResult.choose_steps on the source, then that many steps,
+    from one generator; the log says what was chosen and why."""
+    x0 = np.random.default_rng(2).normal(size=(6, 2))
+    np.save(tmp_path / "x0.npy", x0)
+    args = ["sample", "--run", str(run_dir), "--source", str(tmp_path / "x0.npy"), "--per-point", "2"]
+    assert main([*args, "--out", str(tmp_path / "y.npy")]) == 0
+    err = capsys.readouterr().err
+    assert "--steps auto:" in err and "cBW2-UVP" in err
+    res = BridgeResult.load(run_dir / "bridge.pt")
+    g = torch.Generator().manual_seed(0)
+    xs = torch.from_numpy(x0).float()
+    choice = res.choose_steps(xs, generator=g)
+    assert f"{choice.steps} Heun steps" in err
+    ref = res.sample(xs, per_point=2, steps=choice.steps, generator=g)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), ref.numpy())
+    rc, err = main_error([*args, "--out", str(tmp_path / "z.npy"), "--steps", "fast"], capsys)
+    assert rc == 2 and "--steps" in err
