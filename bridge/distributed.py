@@ -12,9 +12,9 @@ loss averaged over the *global batch* of ``world_size * batch_size`` rows:
     \nabla_\theta \frac{1}{N}\sum_{r=1}^{N} \frac{1}{b}\sum_{i=1}^{b} \ell_\theta(\xi_{r,i})
     = \nabla_\theta \frac{1}{Nb}\sum_{j=1}^{Nb} \ell_\theta(\xi_j),
 
-the gradient that one process with ``N`` times the batch takes (docs/math.md §5, "Data-parallel
-training"). With the same initial weights on every rank (drawn from the common seed before the
-streams part) and identical averaged gradients, the weights stay identical on every rank.
+the gradient that one process with ``N`` times the batch takes (docs/math.md §5.13). With the
+same initial weights on every rank (drawn from the common seed before the streams part) and
+identical averaged gradients, the weights stay identical on every rank.
 
 **An explicit all-reduce, not DistributedDataParallel.** The solver's step takes several backward
 passes over different parameter sets (inner steps on the drift, an ascent step on the interpolant),

@@ -131,15 +131,18 @@ def gathered_plan(a: Tensor, b: Tensor, eps: float, tol: float, warm, group=None
     (:meth:`bridge.distributed.Group.all_gather`; ``a``, ``b`` themselves in one process), ``plan``
     is :func:`bridge.ot.minibatch_log_plan` on them, the same on every rank, and ``mine`` the slice
     of its rows that are this rank's ``a``. So ``N`` ranks drawing ``n`` points each sample from
-    the plan that one process drawing ``N n`` points would solve (docs/math.md §5, "Data-parallel
-    training")."""
+    the plan that one process drawing ``N n`` points would solve (docs/math.md §5.13)."""
     from ..ot import minibatch_log_plan
 
     if group is None or not group.is_distributed:
         mine = slice(0, a.shape[0])
     else:
         mine = slice(group.rank * a.shape[0], (group.rank + 1) * a.shape[0])
-        a, b = group.all_gather(a), group.all_gather(b)
+        if a.dtype == b.dtype:  # one collective for both sides
+            ab = group.all_gather(torch.cat([a, b], dim=1))
+            a, b = ab[:, : a.shape[1]], ab[:, a.shape[1] :]
+        else:
+            a, b = group.all_gather(a), group.all_gather(b)
     return a, b, minibatch_log_plan(a, b, eps, tol=tol, max_iter=300, warm=warm), mine
 
 

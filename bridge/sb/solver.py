@@ -89,7 +89,7 @@ def solve_bridge(
     Under ``torchrun`` (an initialised :mod:`torch.distributed` process group,
     :func:`bridge.distributed.current`) each process draws its own ``batch_size`` rows per step
     and the gradients are averaged: the processes train as one process with ``world_size`` times
-    the batch (docs/math.md §5, "Data-parallel training"). Rank 0 alone writes the checkpoint and
+    the batch (docs/math.md §5.13). Rank 0 alone writes the checkpoint and
     the progress lines and decides when the time budget is spent; every rank returns the result.
 
     Returns:
