@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -62,11 +62,14 @@ __all__ = [
     "EntropicPlanResult",
     "entropic_plan",
     "entropic_potentials",
+    "log_conditional",
     "MinibatchPlan",
     "minibatch_log_plan",
 ]
 
 _BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passes (32 MiB in float64)
+#: Bytes of one block of the chunked passes over the plan (``_BLOCK_ELEMENTS`` float64 entries).
+BLOCK_BYTES = 8 * _BLOCK_ELEMENTS
 
 
 #: What a :class:`ConvergenceError` of :func:`entropic_plan` advises, in this library's terms (the
@@ -101,6 +104,24 @@ def _check_tol(tol) -> float:
     return float(tol)
 
 
+def log_conditional(x: Tensor, y: Tensor, g: Tensor, reg: float) -> Tensor:
+    r""":math:`\log \pi(y_j \mid x_i) = \log\mathrm{softmax}_j((g_j - |x_i - y_j|^2)/\mathrm{reg})`, ``(N, m)``,
+    in the dtype of ``g``: the out-of-sample conditional of a plan with target potential ``g``.
+
+    Computed as a log-softmax of :math:`(g_j + 2 x\cdot y_j - |y_j|^2)/\mathrm{reg}` (the
+    :math:`|x|^2` term cancels), so each row sums to 1 after ``exp``.
+
+    Example:
+        >>> import torch
+        >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+        >>> log_conditional(y, y, torch.zeros(2, dtype=torch.float64), 4.0).exp()  # nearer points more likely
+        tensor([[0.5622, 0.4378],
+                [0.4378, 0.5622]], dtype=torch.float64)
+    """
+    x, y = x.to(g.dtype), y.to(g.dtype)
+    return torch.log_softmax((g + 2.0 * x @ y.T - (y * y).sum(1)) / reg, dim=1)
+
+
 @dataclass(eq=False)
 class EntropicPotentials:
     r"""Dual potentials of a discrete entropic OT problem, and the conditionals they define.
@@ -116,7 +137,15 @@ class EntropicPotentials:
         n_iter: Sinkhorn iterations performed.
         converged: ``marginal_error <= tol``.
         solver: ``"pot"`` (:func:`entropic_plan`), ``"geomloss"`` or ``"anneal"``
-            (:func:`entropic_potentials` with that ``start``).
+            (:func:`entropic_potentials` with that ``start``), ``"chunked"``
+            (:func:`bridge.ot_online.chunked_sinkhorn`).
+        backend_reason: why this solver was used, when :func:`bridge.ot_backend.solve_plan`
+            chose it (``""`` otherwise).
+        block_bytes: memory of one block of the chunked passes below (rows of ``x`` against all
+            of ``x1``); no pass holds an ``N x m`` array except :meth:`log_conditional`'s result
+            and :meth:`plan_matrix`.
+        scaling_sweeps: sweeps of an epsilon-scaling before the ``n_iter`` sweeps at ``reg``
+            (``"chunked"`` only; 0 otherwise).
 
     Example:
         >>> import torch
@@ -136,11 +165,18 @@ class EntropicPotentials:
     n_iter: int
     converged: bool
     solver: str
+    backend_reason: str = field(default="", kw_only=True)
+    block_bytes: int = field(default=BLOCK_BYTES, kw_only=True)
+    scaling_sweeps: int = field(default=0, kw_only=True)
 
     @property
     def reg(self) -> float:
         """POT's regularisation ``4 eps``."""
         return 4.0 * self.eps
+
+    def _rows(self) -> int:
+        """Rows of ``x`` per block of a pass against all ``m`` target samples."""
+        return max(1, self.block_bytes // (self.x1.element_size() * max(self.x1.shape[0], 1)))
 
     def _check_new(self, x) -> Tensor:
         if not isinstance(x, Tensor) or not x.is_floating_point():
@@ -149,7 +185,7 @@ class EntropicPotentials:
             )
         if x.dim() != 2 or x.shape[1] != self.x1.shape[1]:
             raise ValueError(f"x: expected shape (N, {self.x1.shape[1]}), got {tuple(x.shape)}")
-        x = x.detach().to(dtype=torch.float64, device=self.x1.device)
+        x = x.detach().to(dtype=self.x1.dtype, device=self.x1.device)
         if not bool(torch.isfinite(x).all()):
             raise ValueError("x: contains NaN or Inf")
         return x
@@ -166,9 +202,7 @@ class EntropicPotentials:
             >>> entropic_plan(y, y, eps=0.25).log_conditional(torch.zeros(1, 1, dtype=torch.float64)).exp().sum()
             tensor(1., dtype=torch.float64)
         """
-        x = self._check_new(x)
-        logits = (self.g + 2.0 * x @ self.x1.T - (self.x1 * self.x1).sum(1)) / self.reg
-        return torch.log_softmax(logits, dim=1)
+        return log_conditional(self._check_new(x), self.x1, self.g, self.reg)
 
     def barycentric_map(self, x: Tensor | None = None) -> Tensor:
         r"""Entropic (barycentric) map :math:`T(x) = \sum_j \pi(y_j \mid x)\, y_j`, ``(N, d)``.
@@ -186,8 +220,8 @@ class EntropicPotentials:
         """
         x = self.x0 if x is None else self._check_new(x)
         out = []
-        for start in range(0, x.shape[0], _rows(self.x1.shape[0])):
-            w = self.log_conditional(x[start : start + _rows(self.x1.shape[0])]).exp()
+        for start in range(0, x.shape[0], self._rows()):
+            w = self.log_conditional(x[start : start + self._rows()]).exp()
             out.append(w @ self.x1)
         return torch.cat(out) if out else x.new_zeros(0, self.x1.shape[1])
 
@@ -206,8 +240,8 @@ class EntropicPotentials:
         k = _check_positive_int(k, "k")
         x = self._check_new(x)
         idx = []
-        for start in range(0, x.shape[0], _rows(self.x1.shape[0])):
-            w = self.log_conditional(x[start : start + _rows(self.x1.shape[0])]).exp()
+        for start in range(0, x.shape[0], self._rows()):
+            w = self.log_conditional(x[start : start + self._rows()]).exp()
             idx.append(torch.multinomial(w, k, replacement=True, generator=generator))
         idx = torch.cat(idx) if idx else torch.zeros(0, k, dtype=torch.long, device=x.device)
         return self.x1[idx]
@@ -222,6 +256,93 @@ class EntropicPotentials:
             1.0
         """
         return torch.exp((self.f[:, None] + self.g[None, :] - _sqdist(self.x0, self.x1)) / self.reg)
+
+    def _plan_blocks(self):
+        """``(rows, P_block, M_block)`` over row blocks of the plan, ``M`` the squared distances."""
+        for start in range(0, self.x0.shape[0], self._rows()):
+            rows = slice(start, start + self._rows())
+            cost = _sqdist(self.x0[rows], self.x1)
+            yield rows, torch.exp((self.f[rows, None] + self.g[None, :] - cost) / self.reg), cost
+
+    def marginals(self) -> tuple[Tensor, Tensor]:
+        r"""Row and column sums :math:`(P\mathbf 1, P^\top\mathbf 1)` of the plan, in row blocks.
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> r, c = entropic_plan(y, y, eps=0.5).marginals()
+            >>> [round(v, 9) for v in r.tolist() + c.tolist()]
+            [0.5, 0.5, 0.5, 0.5]
+        """
+        r, c = self.f.new_zeros(self.x0.shape[0]), self.g.new_zeros(self.x1.shape[0])
+        for rows, p, _ in self._plan_blocks():
+            r[rows] = p.sum(1)
+            c += p.sum(0)
+        return r, c
+
+    def cross_covariance(self) -> Tensor:
+        r""":math:`\sum_{ij} P_{ij} (x_i - \bar x)(y_j - \bar y)^\top` with the plan's marginal means,
+        ``(d, d)``, in row blocks (the plan's mass, 1 up to the marginal error, is kept exactly).
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> entropic_plan(x, x, eps=0.01).cross_covariance()  # ~ Var = 1/4
+            tensor([[0.2500]], dtype=torch.float64)
+        """
+        x, y = self.x0 - self.x0.mean(0), self.x1 - self.x1.mean(0)  # any common shift: better rounding
+        mass, xy = self.f.new_zeros(()), self.f.new_zeros(x.shape[1], y.shape[1])
+        mx, my = self.f.new_zeros(x.shape[1]), self.f.new_zeros(y.shape[1])
+        for rows, p, _ in self._plan_blocks():
+            r = p.sum(1)
+            mass, mx, my = mass + r.sum(), mx + r @ x[rows], my + p.sum(0) @ y
+            xy += x[rows].T @ (p @ y)
+        xbar, ybar = mx / mass, my / mass
+        return xy - mass * torch.outer(xbar, ybar)
+
+    def transport_cost(self) -> float:
+        r""":math:`\sum_{ij} P_{ij} |x_i - y_j|^2`, the plan's :math:`\mathbb E|x_0 - x_1|^2`, in row blocks.
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> round(entropic_plan(x, x + 1, eps=0.05).transport_cost(), 3)  # W2^2 = 1, plus blur
+            1.007
+        """
+        return float(sum(float((p * cost).sum()) for _, p, cost in self._plan_blocks()))
+
+    def value(self) -> float:
+        r"""POT's objective :math:`\langle P, M\rangle + \mathrm{reg}\,\mathrm{KL}(P\,|\,ab^\top)`, from the
+        potentials: with :math:`\log P_{ij} = (f_i + g_j - M_{ij})/\mathrm{reg}` the cost terms cancel and it
+        is :math:`\sum_i f_i r_i + \sum_j g_j c_j + \mathrm{reg} \log(nm) \sum_{ij} P_{ij}`, ``r, c`` the
+        plan's row and column sums (:meth:`marginals`).
+
+        Example:
+            >>> import torch
+            >>> x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> entropic_plan(x, x, eps=1e3).value() > 0
+            True
+        """
+        r, c = self.marginals()
+        n, m = self.x0.shape[0], self.x1.shape[0]
+        return float(self.f @ r + self.g @ c) + self.reg * math.log(n * m) * float(r.sum())
+
+    def row_ess(self, rows: int | None = None) -> float:
+        r"""Median effective sample size :math:`1 / \sum_j \pi(y_j \mid x_i)^2` of the plan's rows.
+
+        Args:
+            rows: only the first ``rows`` source samples (None: all), for a cheap estimate.
+
+        Example:
+            >>> import torch
+            >>> y = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+            >>> round(entropic_plan(y, y, eps=1e3).row_ess(), 3)  # large eps: each row spreads over both points
+            2.0
+        """
+        x = self.x0 if rows is None else self.x0[: _check_positive_int(rows, "rows")]
+        step = self._rows()
+        ess = [1.0 / self.log_conditional(x[s : s + step]).mul(2).exp().sum(1) for s in range(0, x.shape[0], step)]
+        return float(torch.cat(ess).median())
 
 
 @dataclass(eq=False)

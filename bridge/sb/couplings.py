@@ -9,7 +9,9 @@ checkpoint must hold so that a resumed run draws the same pairs.
   the refinement rounds' pairs);
 * :class:`MinibatchPairs`: a fresh entropic plan between ``n`` random points of each side for
   every draw, and for each drawn ``x0`` a partner from its row (SF2M's coupling, Tong et al. 2024);
-* :class:`PlanPairs`: pairs from fixed entropic plans between subsets of the data.
+* :class:`PlanPairs`: pairs from fixed entropic plans between subsets of the data, each held as
+  its table of conditional rows; :class:`PotentialPlanPairs`: the same plans held as their
+  potentials, for plans too large for a table (:func:`bridge.ot_backend.plan_backend` decides).
 
 :func:`make_coupling` builds one by name; ``"auto"`` is resolved before, by
 :func:`bridge.sb.auto.resolve_auto`.
@@ -33,6 +35,7 @@ __all__ = [
     "MinibatchPairs",
     "PairedRows",
     "PlanPairs",
+    "PotentialPlanPairs",
     "check_samples",
     "first_plan",
     "gathered_plan",
@@ -44,6 +47,9 @@ __all__ = [
 PLAN_SWEEPS = 300
 #: With a time budget, stop adding fixed plans once they would take more than this share of it.
 PLAN_BUDGET_SHARE = 0.25
+#: Rows of a potentials-only plan whose effective sample sizes give its median (a full pass over
+#: the plan costs as much as a Sinkhorn sweep; the rows are a random subset of the data).
+ESS_ROWS = 2048
 #: What the minibatch coupling's :class:`~bridge.ot.ConvergenceError` advises, in this library's
 #: terms (the message ends with it; the ``bridge`` command words it in its own flags).
 MINIBATCH_ADVICE = "use coupling='independent' or coupling='sinkhorn'"
@@ -201,20 +207,57 @@ class PlanPairs(Coupling):
         return {"a": self.a, "b": self.b, "cdf": self.cdf}
 
 
+class PotentialPlanPairs(Coupling):
+    r"""Pairs from ``count`` fixed discrete plans held as their target potentials: ``a, b`` of
+    shape ``(count, k, d)``, ``g`` of shape ``(count, k1)``. A drawn row ``x = a[p, i]`` gets its
+    partner from :math:`\pi(y_j \mid x) \propto \exp((g_j - |x - y_j|^2)/(4\epsilon))`
+    (:meth:`bridge.ot.EntropicPotentials.log_conditional`), computed for the drawn rows only, in
+    blocks of at most :data:`bridge.ot.BLOCK_BYTES`, so no ``k0 x k1`` table exists."""
+
+    kind = "sinkhorn"
+
+    def __init__(self, a: Tensor, b: Tensor, g: Tensor, eps: float, gen: torch.Generator):
+        self.a, self.b, self.g, self.eps, self.gen = a, b, g, eps, gen
+
+    def __call__(self, n: int) -> tuple[Tensor, Tensor]:
+        from ..ot import BLOCK_BYTES, log_conditional
+
+        count, k0, _ = self.a.shape
+        p = torch.randint(0, count, (n,), generator=self.gen).to(self.a.device)
+        i = torch.randint(0, k0, (n,), generator=self.gen).to(self.a.device)
+        x, j = self.a[p, i], torch.empty_like(i)
+        step = max(1, BLOCK_BYTES // (self.g.element_size() * self.b.shape[1]))
+        for q in range(count):
+            rows = (p == q).nonzero().squeeze(1)
+            for s in range(0, rows.shape[0], step):
+                w = log_conditional(x[rows[s : s + step]], self.b[q], self.g[q], 4.0 * self.eps).exp()
+                j[rows[s : s + step]] = draw_from_rows(row_cdf(w), self.gen)
+        return x, self.b[p, j]
+
+    def state(self) -> dict[str, Tensor]:
+        return {"a": self.a, "b": self.b, "g": self.g}
+
+
 @dataclass
 class _Plan:
-    """One solved entropic plan between ``a`` and ``b``: its conditional rows and record."""
+    """One solved entropic plan between ``a`` and ``b``: its potentials, its conditional rows
+    (``None`` for a plan held as potentials only) and record."""
 
     a: Tensor
     b: Tensor
-    rows: Tensor  # pi(y_j | x_i)
+    rows: Tensor | None  # pi(y_j | x_i)
     marginal_error: float
     n_iter: int
     solver: str
+    pots: object = None  # bridge.ot.EntropicPotentials
+    backend: object = None  # bridge.ot_backend.PlanBackend
 
     @property
     def row_ess(self) -> float:
-        """Median effective sample size of the rows, ``1 / sum_j pi(y_j | x_i)^2``."""
+        """Median effective sample size of the rows, ``1 / sum_j pi(y_j | x_i)^2`` (of the first
+        :data:`ESS_ROWS` rows for a plan held as potentials)."""
+        if self.rows is None:
+            return self.pots.row_ess(ESS_ROWS)
         return float((1.0 / self.rows.pow(2).sum(dim=1)).median())
 
 
@@ -228,19 +271,29 @@ def _plan_layout(x0: Tensor, x1: Tensor, plan_size: int, plan_count: int) -> tup
 
 
 def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> _Plan:
-    """Annealed log-domain Sinkhorn between ``a`` and ``b``. A sampler needs the plan's rows, not a
-    certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan that is
-    grossly off (ten times ``tol``) stops the solve, never a silent fallback."""
+    """Annealed log-domain Sinkhorn between ``a`` and ``b``, with its table of conditional rows
+    when :func:`bridge.ot_backend.plan_backend` allows the ``k0 x k1`` table (dense), else as
+    potentials only (:func:`bridge.ot_online.chunked_sinkhorn`). A sampler needs the plan's rows,
+    not a certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan
+    that is grossly off (ten times ``tol``) stops the solve, never a silent fallback."""
     from ..ot import ConvergenceError, entropic_potentials
+    from ..ot_backend import plan_backend
+    from ..ot_online import chunked_sinkhorn
 
-    pots = entropic_potentials(a, b, eps, start="anneal", tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
+    backend = plan_backend(a.shape[0], b.shape[0])
+    if backend.name == "dense":
+        pots = entropic_potentials(
+            a, b, eps, start="anneal", tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress
+        )
+    else:
+        pots = chunked_sinkhorn(a, b, eps, tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
     if not pots.marginal_error <= 10 * tol:
         raise ConvergenceError(
             f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
             f"eps = {eps:g}; {PLANS_ADVICE}"
         )
-    rows = pots.log_conditional(a).softmax(dim=1)
-    return _Plan(a, b, rows, float(pots.marginal_error), int(pots.n_iter), pots.solver)
+    rows = pots.log_conditional(a).softmax(dim=1) if backend.name == "dense" else None
+    return _Plan(a, b, rows, float(pots.marginal_error), int(pots.n_iter), pots.solver, pots, backend)
 
 
 def _permutations(x0: Tensor, x1: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -278,16 +331,20 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
             _solve_plan(x0[perm0[k * k0 : (k + 1) * k0]], x1[perm1[k * k1 : (k + 1) * k1]], eps, cfg.plan_tol, sweeps)
         )
         ticker.update((k + 1) * PLAN_SWEEPS)
-    dtype = torch.float64 if x0.dtype == torch.float64 else torch.float32
-    cdf = torch.stack([row_cdf(p.rows).to(dtype) for p in plans])
-    pairs = PlanPairs(torch.stack([p.a for p in plans]), torch.stack([p.b for p in plans]), cdf, gen)
+    pairs = _plan_pairs(plans, x0.dtype, eps, gen)
     info = {
         "coupling": "sinkhorn",
         "requested": cfg.coupling,
         "plan_size": [k0, k1],
         "plan_count": len(plans),
         "plan_count_limited_by_time_budget": limited,
-        "plan_solver": f"bridge.ot.entropic_potentials(start={plans[-1].solver!r})",
+        "plan_solver": (
+            f"bridge.ot.entropic_potentials(start={plans[-1].solver!r})"
+            if plans[-1].solver != "chunked"
+            else "bridge.ot_online.chunked_sinkhorn"
+        ),
+        "plan_backend": plans[-1].backend.name,
+        "plan_backend_reason": plans[-1].backend.reason,
         "plan_marginal_error": max(p.marginal_error for p in plans),
         "plan_row_ess_median": plans[0].row_ess,
         "plan_iterations": max(p.n_iter for p in plans),
@@ -295,6 +352,15 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
     }
     _report_plans(info, budget, say)
     return pairs, info
+
+
+def _plan_pairs(plans: list, dtype, eps: float, gen: torch.Generator) -> Coupling:
+    """The coupling that draws from ``plans``: their row tables stacked, or their potentials."""
+    a, b = torch.stack([p.a for p in plans]), torch.stack([p.b for p in plans])
+    if plans[0].rows is None:
+        return PotentialPlanPairs(a, b, torch.stack([p.pots.g for p in plans]), eps, gen)
+    dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return PlanPairs(a, b, torch.stack([row_cdf(p.rows).to(dtype) for p in plans]), gen)
 
 
 def _report_plans(info: dict, budget: float | None, say) -> None:
@@ -343,8 +409,10 @@ def make_coupling(
 def restore_coupling(
     kind: str, tensors: dict, x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generator
 ) -> Coupling:
-    """The coupling of a checkpoint: the fixed plans from their stored tensors (not solved again),
-    the others rebuilt and given their stored state."""
+    """The coupling of a checkpoint: the fixed plans from their stored tensors (not solved again:
+    row tables, or potentials for plans held as such), the others rebuilt and given their stored state."""
+    if kind == "sinkhorn" and "g" in tensors:
+        return PotentialPlanPairs(tensors["a"], tensors["b"], tensors["g"], eps, gen)
     if kind == "sinkhorn":
         return PlanPairs(tensors["a"], tensors["b"], tensors["cdf"], gen)
     coupling, _ = make_coupling(kind, x0, x1, eps, cfg, gen, lambda m: None)

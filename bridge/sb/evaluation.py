@@ -403,13 +403,21 @@ def _coupling_metrics(
     ``ev.reference_marginals`` and the plan's settings), the learned coupling ``ys`` ``(n, K, d)``
     against it and, when ``floor`` is given, the plan's own sampling noise. A Sinkhorn failure is
     recorded in ``ev.errors["reference"]`` and leaves ``{"available": False}``."""
-    from ..ot import ConvergenceError, entropic_plan
+    from ..ot import ConvergenceError
+    from ..ot_backend import plan_backend, solve_plan
 
     a, b, pot = ev.x0, ev.x1, ev.settings["pot"]
-    say(f"[solve] evaluation: POT entropic plan on {a.shape[0]} x {b.shape[0]} points, reg = 4 eps = {pot['reg']:g}")
+    backend = plan_backend(a.shape[0], b.shape[0])
+    pot.update(backend=backend.name, backend_reason=backend.reason)
+    if backend.name == "chunked":  # same problem and tolerance, solved from the potentials only
+        pot.update(function="bridge.ot_online.chunked_sinkhorn", method="blockwise log-domain Sinkhorn, eps-scaling")
+    say(
+        f"[solve] evaluation: entropic plan on {a.shape[0]} x {b.shape[0]} points, reg = 4 eps = {pot['reg']:g} "
+        f"({backend.name}: {backend.reason})"
+    )
     t_ref = time.perf_counter()
     try:
-        plan = entropic_plan(a, b, eps)
+        plan = solve_plan(a, b, eps)
     except ConvergenceError as exc:
         plan = None
         ev.errors["reference"] = str(exc)
@@ -478,10 +486,11 @@ def _reference_floor(x0: Tensor, floor: Tensor, eps: float, c_ref: Tensor, t_map
     """POT's plan from ``x0`` to the independent target sample ``floor`` against the reference
     (cross-covariance ``c_ref``, barycentric map ``t_map``): the reference's own sampling noise."""
     from ..metrics import barycentric_map_error
-    from ..ot import ConvergenceError, entropic_plan
+    from ..ot import ConvergenceError
+    from ..ot_backend import solve_plan
 
     try:
-        plan_f = entropic_plan(x0, floor, eps)
+        plan_f = solve_plan(x0, floor, eps)
     except ConvergenceError as exc:
         return {"error": str(exc)}
     ref_norm = float(torch.linalg.matrix_norm(c_ref))
