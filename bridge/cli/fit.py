@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def run(args) -> int:
     interp, fields = _check_model(args)
     group = current()
     args.quiet = args.quiet or not group.is_main  # progress lines from rank 0 only
+    if not group.is_main:  # and its warnings: the other ranks' would repeat them
+        warnings.filterwarnings("ignore")
     out = prepare_out(args.out) if group.is_main else Path(args.out)
     gen = torch.Generator().manual_seed(args.seed)
     t_start = time.perf_counter()

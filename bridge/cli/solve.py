@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,6 +264,8 @@ def run(args) -> int:
     require_device(args.device)
     group = current()
     args.quiet = args.quiet or not group.is_main  # progress lines from rank 0 only
+    if not group.is_main:  # and its warnings: the other ranks' would repeat them
+        warnings.filterwarnings("ignore")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a directory")
