@@ -13,6 +13,12 @@
   gradient.
 * ``refine_rounds``: one round of coupling refinement with the independent coupling, none with
   plans.
+* The mixture family (docs/math.md §5.11) resolves all of these without looking at the data: the
+  independent coupling (bridge matching restricted to SB drifts recovers the SB from any
+  coupling, and this one needs no plan), no refinement round, and its own learning rates
+  (:data:`LEARNING_RATES`: a fixed interpolant, ``lr_outer = 0``, and a faster drift rate for its
+  few, well-scaled parameters); benchmarks/README.md measures each against the alternative.
+* ``lr_inner``, ``lr_outer``: the drift family's rates, :data:`LEARNING_RATES`.
 
 The choices, not ``"auto"``, are what :class:`~bridge.sb.BridgeResult`, ``bridge.pt`` and
 ``report.json`` record (:meth:`AutoChoices.apply`).
@@ -30,11 +36,14 @@ from ..progress import Progress
 from .config import SBConfig
 from .couplings import PLAN_SWEEPS, first_plan
 
-__all__ = ["AUTO_MIN_ROW_ESS", "AutoChoices", "resolve_auto"]
+__all__ = ["AUTO_MIN_ROW_ESS", "LEARNING_RATES", "AutoChoices", "learning_rates", "resolve_auto"]
 
 #: ``coupling="auto"`` keeps entropic plans only if a first plan's rows spread over at least this
 #: many target points (median row effective sample size).
 AUTO_MIN_ROW_ESS = 10.0
+#: ``lr_inner="auto"``, ``lr_outer="auto"``: ``(lr_inner, lr_outer)`` per drift family. The mixture
+#: family keeps the Brownian-bridge interpolant (``lr_outer = 0``, docs/math.md §5.11).
+LEARNING_RATES = {"network": (2e-3, 1e-3), "mixture": (1e-2, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class AutoChoices:
         coupling: ``"independent"``, ``"paired"``, ``"minibatch"`` or ``"sinkhorn"``.
         gradient_drift: whether the drift networks are gradients of scalar networks.
         refine_rounds: rounds of coupling refinement after the max–min.
+        lr_inner, lr_outer: the learning rates.
         reasons: ``{setting: reason}`` for each setting that was ``"auto"``.
         plan: the first plan's record (``plan_size``, ``plan_row_ess_median``, ``plan_wall_s``)
             when ``coupling="auto"`` looked at one; empty otherwise.
@@ -53,14 +63,39 @@ class AutoChoices:
     coupling: str
     gradient_drift: bool
     refine_rounds: int
+    lr_inner: float
+    lr_outer: float
     reasons: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
 
     def apply(self, cfg: SBConfig) -> SBConfig:
         """``cfg`` with every setting as chosen (no ``"auto"`` left)."""
         return replace(
-            cfg, coupling=self.coupling, gradient_drift=self.gradient_drift, refine_rounds=self.refine_rounds
+            cfg,
+            coupling=self.coupling,
+            gradient_drift=self.gradient_drift,
+            refine_rounds=self.refine_rounds,
+            lr_inner=self.lr_inner,
+            lr_outer=self.lr_outer,
         )
+
+
+def learning_rates(cfg: SBConfig) -> tuple[float, float, dict]:
+    """``(lr_inner, lr_outer, reasons)``: the rates as given, each ``"auto"`` one the drift family's.
+
+    Example:
+        >>> learning_rates(SBConfig(drift_family="mixture", lr_inner=0.003))
+        (0.003, 0.0, {'lr_outer': '0 for the mixture family'})
+    """
+    family = LEARNING_RATES[cfg.drift_family]
+    rates, reasons = [], {}
+    for name, default in zip(("lr_inner", "lr_outer"), family):
+        value = getattr(cfg, name)
+        if value == "auto":
+            value = default
+            reasons[name] = f"{default:g} for the {cfg.drift_family} family"
+        rates.append(float(value))
+    return rates[0], rates[1], reasons
 
 
 def resolve_auto(
@@ -90,11 +125,15 @@ def resolve_auto(
         >>> c.coupling, c.gradient_drift, c.refine_rounds
         ('minibatch', False, 0)
     """
-    reasons: dict[str, str] = {}
+    lr_inner, lr_outer, reasons = learning_rates(cfg)
     plan: dict = {}
+    mixture = cfg.drift_family == "mixture"
     if coupling is None:
         coupling = cfg.coupling
-        if coupling == "auto":
+        if coupling == "auto" and mixture:
+            coupling = "independent"
+            reasons["coupling"] = "independent for the mixture family (SB-drift matching needs no plan)"
+        elif coupling == "auto":
             coupling, reasons["coupling"], plan = _auto_coupling(cfg, x0, x1, eps, generator, say)
     gradient = cfg.gradient_drift
     if gradient == "auto" and cfg.drift_family == "mixture":
@@ -106,10 +145,13 @@ def resolve_auto(
         if gradient:
             say("[solve] independent coupling: the drift is learned as a gradient field (gradient_drift='auto')")
     rounds = cfg.refine_rounds
-    if rounds == "auto":
+    if rounds == "auto" and mixture:
+        rounds = 0
+        reasons["refine_rounds"] = "0 for the mixture family (its drift is already an SB's)"
+    elif rounds == "auto":
         rounds = 1 if coupling == "independent" else 0
         reasons["refine_rounds"] = f"{rounds} with the {coupling} coupling"
-    return AutoChoices(coupling, bool(gradient), int(rounds), reasons, plan)
+    return AutoChoices(coupling, bool(gradient), int(rounds), lr_inner, lr_outer, reasons, plan)
 
 
 def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch.Generator, say):

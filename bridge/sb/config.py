@@ -32,17 +32,19 @@ MIXTURE_COVARIANCES = COVARIANCES
 class SBConfig:
     """Settings of :func:`~bridge.sb.solve_bridge`; the defaults work without tuning.
 
-    Three settings may be ``"auto"`` (``coupling``, ``gradient_drift``, ``refine_rounds``): they
-    are decided from the data by :func:`bridge.sb.auto.resolve_auto`, and the result records what
-    was chosen. A bad value raises ``ValueError`` (or ``TypeError``) when the config is built.
+    Five settings may be ``"auto"`` (``coupling``, ``gradient_drift``, ``refine_rounds``,
+    ``lr_inner``, ``lr_outer``): they are decided from the data and the drift family by
+    :func:`bridge.sb.auto.resolve_auto`, and the result records what was chosen. A bad value raises ``ValueError`` (or ``TypeError``) when the config is built.
 
     Attributes:
         outer_steps: outer (ascent) steps on the interpolant.
         inner_steps: inner (descent) steps on the drift per outer step (K in docs/math.md §5).
         warmup_steps: inner steps before the first outer step (and at the start of each refinement round).
         batch_size: Monte-Carlo batch per step (times two with the antithetic partner).
-        lr_inner: Adam learning rate of the drift, cosine-decayed to 5% over the budget.
-        lr_outer: Adam learning rate of the interpolant, decayed the same way (0: interpolant fixed).
+        lr_inner: Adam learning rate of the drift, cosine-decayed to 5% over the budget; ``"auto"``:
+            the drift family's (:data:`bridge.sb.auto.LEARNING_RATES`).
+        lr_outer: Adam learning rate of the interpolant, decayed the same way (0: interpolant fixed);
+            ``"auto"``: the drift family's.
         hidden: width of each drift MLP.
         depth: hidden layers of each drift MLP.
         interpolant: the outer variable's family, one of :data:`INTERPOLANTS`.
@@ -90,8 +92,8 @@ class SBConfig:
     inner_steps: int = 10
     warmup_steps: int = 100
     batch_size: int = 256
-    lr_inner: float = 2e-3
-    lr_outer: float = 1e-3
+    lr_inner: float | str = "auto"
+    lr_outer: float | str = "auto"
     hidden: int = 128
     depth: int = 3
     interpolant: str = "fourier"
@@ -188,8 +190,8 @@ def _check_ints(cfg: SBConfig) -> None:
 def _check_numbers(cfg: SBConfig) -> None:
     for name in ("lr_inner", "lr_outer"):
         v = getattr(cfg, name)
-        if not _is_number(v) or v < 0:
-            raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
+        if v != "auto" and (not _is_number(v) or v < 0):
+            raise ValueError(f"{name}: expected 'auto' or a number >= 0, got {v!r}")
     if not _is_number(cfg.t_min) or not 0 < cfg.t_min < 0.5:
         raise ValueError(f"t_min: expected a number in (0, 0.5), got {cfg.t_min!r}")
     if cfg.time_budget is not None and (not _is_number(cfg.time_budget) or cfg.time_budget <= 0):

@@ -28,7 +28,7 @@ from ..losses import sample_times
 from ..progress import Progress, format_seconds
 from ..threads import torch_threads
 from ..train import ema_update
-from .auto import AutoChoices
+from .auto import AutoChoices, learning_rates
 from .config import SBConfig
 from .couplings import MinibatchPairs, PairedRows, restore_coupling
 from .objective import inner_loss, sb_objective
@@ -230,7 +230,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     gen = torch.Generator().manual_seed(cfg.seed)
     interpolant = prepare_interpolant(interpolant, cfg, d, eps, gen, dtype, device)
     interp_init = {k: v.detach().clone() for k, v in interpolant.state_dict().items()}
-    drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True)
+    drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True, lr_inner=learning_rates(cfg)[0])
     nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen, x1)
     scale = eps_scale_record(x0, x1, eps, say)
     start = time.perf_counter()  # the coupling's plans count against the time budget
@@ -262,7 +262,7 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
         group=group,
     )
     outer = [p for p in interpolant.parameters() if p.requires_grad]
-    opt_out = torch.optim.Adam(outer, lr=cfg.lr_outer) if outer else None
+    opt_out = torch.optim.Adam(outer, lr=run_cfg.lr_outer) if outer else None
     drift, drift_avg, opt_in = nets
     st = TrainState(drift, drift_avg, interpolant, opt_in, opt_out, coupling, gen)
     st.validation = _validation(run, choices.coupling, restored)

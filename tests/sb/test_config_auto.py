@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bridge.sb import AutoChoices, BridgeResult, SBConfig, resolve_auto, solve_bridge
+from bridge.sb.auto import LEARNING_RATES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -65,7 +66,8 @@ def test_auto_settings_follow_the_first_plan_with_reasons():
     x0, x1 = _resolved()
     c = resolve_auto(SBConfig(plan_size=200), x0, x1, 0.5, torch.Generator().manual_seed(1))
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("minibatch", False, 0)
-    assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds"} and ">=" in c.reasons["coupling"]
+    assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer"}
+    assert ">=" in c.reasons["coupling"] and (c.lr_inner, c.lr_outer) == LEARNING_RATES["network"]
     assert c.plan["plan_size"] == [200, 200] and c.plan["plan_row_ess_median"] >= 10
     x0, x1 = _unresolved()
     lines = []
@@ -80,11 +82,27 @@ def test_explicit_settings_are_kept_and_draw_nothing():
     x0, x1 = _unresolved()
     g = torch.Generator().manual_seed(3)
     before = g.get_state()
-    c = resolve_auto(SBConfig(coupling="sinkhorn", gradient_drift=True, refine_rounds=2), x0, x1, 0.01, g)
-    assert c == AutoChoices("sinkhorn", True, 2) and torch.equal(g.get_state(), before)
+    explicit = dict(coupling="sinkhorn", gradient_drift=True, refine_rounds=2, lr_inner=0.02, lr_outer=0.0)
+    c = resolve_auto(SBConfig(**explicit), x0, x1, 0.01, g)
+    assert c == AutoChoices("sinkhorn", True, 2, 0.02, 0.0) and torch.equal(g.get_state(), before)
     c = resolve_auto(SBConfig(), x0, x1, 0.01, g, coupling="independent")
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1) and "coupling" not in c.reasons
     assert torch.equal(g.get_state(), before)
+
+
+def test_mixture_family_resolves_without_a_plan():
+    """The mixture family's "auto" settings: the independent coupling, no refinement round, its own
+    learning rates (the Brownian-bridge interpolant kept: lr_outer = 0); no random draws."""
+    x0, x1 = _unresolved()
+    g = torch.Generator().manual_seed(3)
+    before = g.get_state()
+    c = resolve_auto(SBConfig(drift_family="mixture", n_components=4), x0, x1, 0.5, g)
+    assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", False, 0)
+    assert (c.lr_inner, c.lr_outer) == LEARNING_RATES["mixture"] == (1e-2, 0.0)
+    assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer"}
+    assert c.plan == {} and torch.equal(g.get_state(), before)
+    cfg = c.apply(SBConfig(drift_family="mixture", n_components=4))
+    assert "auto" not in (cfg.coupling, cfg.refine_rounds, cfg.lr_inner, cfg.lr_outer)
 
 
 def test_results_record_the_resolved_settings(tmp_path):
