@@ -31,7 +31,7 @@ The pathwise alternative, the mean squared distance of paired end points over th
 (``path_error``, recorded too), bounds the squared W2 distance of the two laws, but it is
 dominated by rare paths that the two resolutions send to different modes of the target (a
 difference of the size of the distance between modes, while the laws agree): on the mixture
-benchmark it asks for several times the steps that the law needs (benchmarks/README.md §16).
+benchmark it was 56 times the tolerance where the laws agreed (benchmarks/README.md §16).
 
 The same path at two resolutions (a Brownian tree): a step's standard normal ``xi`` is split into
 its two halves' normals ``(xi + eta)/sqrt(2)`` and ``(xi - eta)/sqrt(2)`` with a fresh
@@ -67,9 +67,9 @@ __all__ = [
 #: their test size (benchmarks/README.md §16 measures what it gives).
 STEPS_TOL = 5e-4
 #: The first count tried by :func:`choose_steps` (compared with twice as many, so at least 64 steps
-#: are returned): on the mixture benchmark at small eps, 16 and 20 steps send a few paths in a
-#: thousand to the wrong mode, which scores 0.03-0.07 % of cBW2-UVP above the floor, while a pilot
-#: of about a thousand paths sees no difference between 8 and 16 steps (benchmarks/README.md §16).
+#: are returned): on the mixture benchmark at small eps, 16 and 20 steps score 0.03-0.07 % of
+#: cBW2-UVP above the floor, which a pilot of about a thousand paths comparing 8 with 16 steps does
+#: not see (benchmarks/README.md §16).
 STEPS_START = 32
 #: The largest count :func:`choose_steps` returns.
 STEPS_MAX = 1024
