@@ -51,6 +51,11 @@ def positive_int(s: str) -> int:
     return _int_at_least(s, 1, "a positive integer")
 
 
+def steps_or_auto(s: str) -> int | str:
+    """SDE steps: an integer >= 1, or ``auto`` (chosen from a measured error, :mod:`bridge.samplers.steps`)."""
+    return "auto" if s == "auto" else _int_at_least(s, 1, "a positive integer or auto")
+
+
 def nonnegative_int(s: str) -> int:
     """An integer >= 0."""
     return _int_at_least(s, 0, "an integer >= 0")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..data import DATASETS
 from ..sb.result import SAMPLE_METHODS
-from .args import positive_int
+from .args import positive_int, steps_or_auto
 from .common import log, require_device
 from .errors import UsageError, user_input
 from .lock import lock_output
@@ -55,7 +55,7 @@ def add_parser(sub, parents=()) -> None:
     p.add_argument("--out", required=True, metavar="Y.npy", help="output .npy file (float32, shape (n, K, d))")
     p.add_argument(
         "--steps",
-        type=steps_arg,
+        type=steps_or_auto,
         default="auto",
         metavar="N",
         help="Heun steps of the SDE, uniform in s with t = 1 - (1-s)^2, or auto (default): doubled on a pilot "
@@ -105,11 +105,6 @@ def run(args) -> int:
     _write_npy_atomic(out, (n, k, d), lambda arr: _fill(args, res, x0, arr, gen, device))
     log(args, f"[sample] wrote {out}: float32 array of shape ({n}, {k}, {d}) in {time.perf_counter() - t_start:.1f}s")
     return 0
-
-
-def steps_arg(text: str) -> int | str:
-    """``--steps``: a positive integer or ``auto``."""
-    return "auto" if text == "auto" else positive_int(text)
 
 
 def unit_time(text: str) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..sb import COUPLINGS, DRIFT_FAMILIES, DRIFT_FORMS, INTERPOLANTS, MIXTURE_COVARIANCES, SBConfig
 from ..sb.evaluation import SDE_STEPS
 from ..threads import DEFAULT_THREADS
-from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds
+from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds, steps_or_auto
 from .common import DATA_HELP, load_pair, log, prepare_out, recorded_arguments, require_device
 from .errors import UsageError, in_command_terms, user_input
 
@@ -130,9 +130,10 @@ def _add_evaluation_options(t) -> None:
     )
     t.add_argument(
         "--sde-steps",
-        type=positive_int,
+        type=steps_or_auto,
         default=SDE_STEPS,
-        help=f"stochastic Heun steps of the evaluation's SDE, on the end-refined grid (default {SDE_STEPS})",
+        help="stochastic Heun steps of the evaluation's SDE, on the end-refined grid, or auto: chosen on a pilot "
+        f"batch from a measured error, recorded in report.json (default {SDE_STEPS})",
     )
 
 
@@ -448,7 +449,7 @@ def _write_report(args, session: _Session, res, ev, figures) -> None:
             "history": res.history,
             "validation": res.validation,
         },
-        "sde_steps": args.sde_steps,
+        "sde_steps": ev.settings["sde"]["steps"],  # what "auto" chose: settings.sde.steps_choice
         "timings": {**session.timings, "total_s": time.perf_counter() - session.t_start},
         "seed": args.seed,
         "device": args.device,

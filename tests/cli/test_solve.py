@@ -254,3 +254,13 @@ def test_solve_with_the_mixture_family_and_exact_sampling(tmp_path):
             torch.from_numpy(x0), per_point=3, time=float(time), generator=torch.Generator().manual_seed(0)
         )
         np.testing.assert_array_equal(np.load(y), ref.numpy())
+
+
+@pytest.mark.slow
+def test_solve_sde_steps_auto_records_the_count_and_why(tmp_path):
+    """`--sde-steps auto`: report.json holds the chosen count (never "auto") and the pilot's record."""
+    assert solve(tmp_path / "run", "--sde-steps", "auto", "--quiet") == 0
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    choice = rep["settings"]["sde"]["steps_choice"]
+    assert rep["sde_steps"] == rep["settings"]["sde"]["steps"] == choice["steps"] >= 64
+    assert "within" in choice["reason"] or "max_steps" in choice["reason"]
