@@ -78,6 +78,14 @@ def add_parser(sub, parents=()) -> None:
     p.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seeds a built-in --source's draws, then the SDE's noise"
     )
+    p.add_argument(
+        "--max-memory",
+        type=positive_int,
+        default=None,
+        metavar="MB",
+        help=f"working memory of one chunk of SDE paths, estimated from the network's size (default: chunks of "
+        f"{SAMPLE_CHUNK} paths)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -160,16 +168,27 @@ def _auto_steps(args, res, x0, gen, device) -> int:
     return choice.steps
 
 
+def _chunk_paths(args, res, dtype) -> int:
+    """Paths per chunk: :data:`SAMPLE_CHUNK`, or as many as ``--max-memory`` MB hold by
+    :func:`bridge.sb.sde.path_bytes` (at least one)."""
+    if args.max_memory is None:
+        return SAMPLE_CHUNK
+    from ..sb.sde import path_bytes
+
+    return max(1, args.max_memory * 2**20 // path_bytes(res.drift_net, res.dim, dtype))
+
+
 def _fill(args, res, x0, arr, gen, device) -> None:
-    """Sample into ``arr[i, j]`` in chunks of at most :data:`SAMPLE_CHUNK` trajectories, with a
+    """Sample into ``arr[i, j]`` in chunks of at most :data:`SAMPLE_CHUNK` trajectories (or ``--max-memory``), with a
     progress line every :data:`bridge.progress.EVERY_S` seconds (reported step by step inside a
     chunk, so the first comes early even when one chunk takes minutes)."""
     from ..progress import Progress
 
     n, k = x0.shape[0], args.per_point
     dtype = next(res.drift_net.parameters()).dtype
-    rows = max(1, SAMPLE_CHUNK // k)
-    k_chunk = min(k, SAMPLE_CHUNK)
+    chunk = _chunk_paths(args, res, dtype)
+    rows = max(1, chunk // k)
+    k_chunk = min(k, chunk)
     progress = Progress(n * k, "sample", lambda m: log(args, m), unit="samples")
     for i in range(0, n, rows):
         xb = x0[i : i + rows].to(device=device, dtype=dtype)

@@ -149,3 +149,20 @@ def test_sample_steps_auto_is_the_pilots_choice(run_dir, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), ref.numpy())
     rc, err = main_error([*args, "--out", str(tmp_path / "z.npy"), "--steps", "fast"], capsys)
     assert rc == 2 and "--steps" in err
+
+
+def test_sample_max_memory_sizes_the_chunks(run_dir, tmp_path, monkeypatch):
+    """`--max-memory MB`: chunks of MB / path_bytes paths, i.e. the draws of that many paths per chunk."""
+    import bridge.sb.sde
+
+    np.save(tmp_path / "x0.npy", np.zeros((5, 2)))
+    args = ["sample", "--run", str(run_dir), "--source", str(tmp_path / "x0.npy"), "--per-point", "6", "--steps", "4"]
+    monkeypatch.setattr(bridge.cli.sample, "SAMPLE_CHUNK", 4)
+    assert main([*args, "--out", str(tmp_path / "four.npy"), "--quiet"]) == 0
+    monkeypatch.setattr(bridge.cli.sample, "SAMPLE_CHUNK", 65536)
+    assert main([*args, "--out", str(tmp_path / "one.npy"), "--quiet"]) == 0
+    monkeypatch.setattr(bridge.sb.sde, "path_bytes", lambda *a, **k: 2**18)  # 1 MB holds 4 paths
+    assert main([*args, "--out", str(tmp_path / "mem.npy"), "--max-memory", "1", "--quiet"]) == 0
+    four, one, mem = (np.load(tmp_path / f"{name}.npy") for name in ("four", "one", "mem"))
+    np.testing.assert_array_equal(mem, four)
+    assert not np.array_equal(mem, one)
