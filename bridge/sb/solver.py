@@ -32,6 +32,7 @@ from .auto import AutoChoices, learning_rates
 from .config import SBConfig
 from .couplings import MinibatchPairs, PairedRows, restore_coupling
 from .objective import inner_loss, sb_objective
+from .potential import TIME_BLOCK
 from .refine import RefineSchedule, sde_pairs
 from .result import BridgeResult
 from .setup import (
@@ -317,11 +318,14 @@ def _train(st: TrainState, run: _Run) -> None:
 
 
 def _batch(st: TrainState, run: _Run):
-    """A batch of pairs from the coupling, times ``t`` and noise ``z``."""
+    """A batch of pairs from the coupling, times ``t`` and noise ``z``. The mixture family draws
+    one time per run of :data:`~bridge.sb.potential.TIME_BLOCK` rows (the same expectation; its
+    drift evaluates such runs by matrix products), when the batch divides into them."""
     n = run.cfg.batch_size
     xa, xb = st.coupling(n)
     t_range = (run.cfg.t_min, 1.0 - run.cfg.t_min)
-    t = sample_times(n, t_range, generator=st.gen, dtype=run.dtype).to(run.device)
+    block = TIME_BLOCK if run.cfg.drift_family == "mixture" and n % TIME_BLOCK == 0 else 1
+    t = sample_times(n // block, t_range, generator=st.gen, dtype=run.dtype).repeat_interleave(block).to(run.device)
     z = torch.randn(xa.shape, generator=st.gen, dtype=run.dtype).to(run.device)
     return xa, xb, t, z
 

@@ -13,6 +13,7 @@ from torch.distributions import Categorical, MixtureSameFamily, MultivariateNorm
 from bridge.reference import gaussian_sb, make_mixture_benchmark
 from bridge.samplers import StochasticHeun, sample_sde
 from bridge.sb import MixturePotential
+from bridge.sb.potential import TIME_BLOCK
 
 DT = torch.float64
 TIMES = (0.0, 0.2, 0.5, 0.8, 1.0)
@@ -49,16 +50,8 @@ def gaussian_sb_potential(sb) -> MixturePotential:
 
 
 def benchmark_potential(bench) -> MixturePotential:
-    r"""The benchmark's plan is pi(y | x) ~ N(y; x, rI) g(y), g = sum_k w_k N(m_k, G_k); so
-    v(y) ~ e^{-|y|^2/(2r)} g(y) = sum_k w_k (2 pi r)^{d/2} N(m_k; 0, G_k + rI) N(y; P_k G_k^{-1} m_k, P_k)
-    with P_k = (G_k^{-1} + I/r)^{-1}: alpha_k ~ w_k N(m_k; 0, G_k + rI), mu_k = P_k G_k^{-1} m_k, S_k = P_k / r."""
-    p, r = bench.potential, bench.r
-    G, eye = p.covs, torch.eye(bench.dim, dtype=DT)
-    G_inv = torch.linalg.inv(G)
-    P = torch.linalg.inv(G_inv + eye / r)
-    mu = torch.einsum("kij,kjl,kl->ki", P, G_inv, p.means)
-    log_w = torch.log(p.weights) + MultivariateNormal(torch.zeros(bench.dim, dtype=DT), G + r * eye).log_prob(p.means)
-    return MixturePotential.from_components(torch.softmax(log_w, 0), mu, P / r, bench.eps)
+    """The benchmark's exact potential (checked against the benchmark's own conditional and drift below)."""
+    return MixturePotential.from_mixture_benchmark(bench)
 
 
 # -- the family contains the two closed forms ---------------------------------------------------
@@ -254,3 +247,22 @@ def test_sample_in_blocks_is_the_same_law():
 def test_bad_input_is_refused(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_drift_on_time_blocks_matches_the_benchmark_drift():
+    """Times in equal runs (as the solver draws them for this family, antithetic halves included)
+    take the matrix-product path: the same drift as the benchmark's closed form, and as rows."""
+    bench = make_mixture_benchmark(4, r=0.5, generator=torch.Generator().manual_seed(2))
+    truth = MixturePotential.from_mixture_benchmark(bench)
+    S = truth.cov_matrix().diagonal(dim1=-2, dim2=-1)
+    pot = MixturePotential.from_components(truth.log_weights().exp(), truth.means.detach(), S, bench.eps)
+    g = torch.Generator().manual_seed(3)
+    runs = torch.rand(4, generator=g, dtype=DT).repeat_interleave(TIME_BLOCK)
+    t = torch.cat([runs, runs])  # the antithetic layout: the first value recurs after its run
+    x = torch.randn(t.shape[0], 4, generator=g, dtype=DT)
+    assert pot._time_blocks(t, x) is not None and pot._time_blocks(0.3, x) is not None
+    torch.testing.assert_close(pot.drift(t, x), bench.drift(t, x), atol=1e-10, rtol=0)
+    torch.testing.assert_close(pot.drift(0.3, x), bench.drift(torch.full_like(t, 0.3), x), atol=1e-10, rtol=0)
+    rows = torch.rand(t.shape[0], generator=g, dtype=DT)
+    assert pot._time_blocks(rows, x) is None  # one time per row: the per-row path
+    torch.testing.assert_close(pot.drift(rows, x), bench.drift(rows, x), atol=1e-10, rtol=0)
