@@ -4,8 +4,9 @@
 * two ranks (``torch.multiprocessing.spawn``): the minibatch plan on the gathered batch is the
   plan of one process on the concatenated batch (bitwise) and POT's entropic plan there; the
   averaged gradient is autograd's gradient of the loss on the concatenated batch;
-* ``solve_bridge`` on two ranks: identical weights on both, and a run resumed from a mid-run
-  checkpoint ends where the uninterrupted run ends (every rank's stream restored);
+* ``solve_bridge`` on two ranks: identical weights on both, a run resumed from a mid-run
+  checkpoint ends where the uninterrupted run ends (every rank's stream restored), and a time
+  budget stops both ranks at the same step;
 * ``torchrun --nproc_per_node=2 -m bridge solve`` and ``fit``: exit 0, one set of outputs,
   ``world_size`` 2 recorded, progress lines once, and ``solve`` resumes.
 """
@@ -87,6 +88,16 @@ def _solve(rank: int, out: Path, resume: bool) -> None:
     torch.save(nets, out / f"{'resumed' if resume else 'whole'}{rank}.pt")
 
 
+def _solve_to_budget(rank: int, out: Path) -> None:
+    """A time budget ends the run: rank 0's clock decides, every rank stops at the same step."""
+    g = torch.Generator().manual_seed(4)
+    x0, x1 = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g) + 1
+    cfg = SBConfig(outer_steps=10**6, time_budget=1.5, warmup_steps=2, batch_size=16, hidden=8, depth=1, log_every=0)
+    res = solve_bridge(x0, x1, EPS, config=cfg, progress=lambda m: None)
+    rec = {"steps": res.steps, "stopped_by": res.stopped_by, "drift": res.drift_net.state_dict()}
+    torch.save(rec, out / f"budget{rank}.pt")
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     """Rank ``rank`` of two: the plan and gradient, a solve, and the solve resumed from mid-run."""
     torch.set_num_threads(1)
@@ -95,6 +106,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     _plan_and_gradient(rank, Path(out))
     _solve(rank, Path(out), resume=False)
     _solve(rank, Path(out), resume=True)
+    _solve_to_budget(rank, Path(out))
     tdist.destroy_process_group()
 
 
@@ -156,6 +168,14 @@ def test_solve_bridge_on_two_ranks_keeps_them_equal_and_resumes_exactly(two_rank
                 assert torch.equal(run[part][name], v), (key, part, name)
     # the resumed run started mid-run, from the copy taken after step 5 (and saved on over it)
     assert runs["whole", 0]["steps"] == 8 and load_checkpoint(two_ranks / "mid.pt")[1]["world_size"] == WORLD
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_every_rank_at_the_same_step(two_ranks):
+    r0, r1 = (torch.load(two_ranks / f"budget{r}.pt") for r in range(WORLD))
+    assert r0["stopped_by"] == r1["stopped_by"] == "time_budget"
+    assert r0["steps"] == r1["steps"] > 0
+    assert all(torch.equal(v, r1["drift"][k]) for k, v in r0["drift"].items())
 
 
 def _torchrun(args, timeout=240):
