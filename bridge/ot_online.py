@@ -48,19 +48,14 @@ from torch import Tensor
 
 from .conventions import check_eps
 from .metrics import _pair
-from .ot import BLOCK_BYTES, POTENTIALS_ADVICE, ConvergenceError, EntropicPotentials
+from .ot import BLOCK_BYTES, POTENTIALS_ADVICE, TILE_BYTES, TILE_COLS, ConvergenceError, EntropicPotentials
 
-__all__ = ["DEFAULT_SCALING", "TILE_BYTES", "TILE_COLS", "chunked_sinkhorn"]
+__all__ = ["DEFAULT_SCALING", "ChunkedPlan", "chunked_sinkhorn"]
 
-#: Largest tile of a pass (1 MiB): the tiles stay in a core's cache, where the ``addmm`` and
-#: the in-place ``exp`` run fastest; ``block_bytes`` below it gives smaller tiles.
-TILE_BYTES = 2**20
-#: Columns per tile when a whole row does not fit :data:`TILE_BYTES` comfortably.
-TILE_COLS = 2048
 
 #: Temperature ratio of the epsilon-scaling: each temperature is this share of the one before
-#: (geomloss's ``scaling = 0.5`` on the blur is 0.25 on the temperature; 0.5 costs a few more
-#: annealing sweeps but fewer sweeps at the final temperature, benchmarks/README.md §16).
+#: (geomloss's default ``scaling = 0.5`` is on the blur, i.e. 0.25 on the temperature; halving the
+#: temperature costs a few more annealing sweeps and leaves the final ones a better start).
 DEFAULT_SCALING = 0.5
 
 
@@ -114,6 +109,80 @@ def _softmin(pot: Tensor, src: _Side, dst: _Side, level: float, tiles: _Tiles) -
     return level * dst.log_w + dst.sq - level * out
 
 
+class ChunkedPlan(EntropicPotentials):
+    r""":func:`chunked_sinkhorn`'s result: :class:`bridge.ot.EntropicPotentials` whose barycentric
+    map and conditional samples stream over tiles of the targets (at most
+    ``min(block_bytes, TILE_BYTES)`` each) instead of rows against all of them.
+
+    Example:
+        >>> import torch
+        >>> y = torch.tensor([[0.0], [2.0]], dtype=torch.float64)
+        >>> chunked_sinkhorn(y, y, eps=100.0).barycentric_map(torch.ones(1, 1, dtype=torch.float64))
+        tensor([[1.]], dtype=torch.float64)
+    """
+
+    def _target_tiles(self, n_out: int):
+        """``(y_shifted, col_bias, yt, tiles, shift)`` of the passes of ``n_out`` points against ``x1``."""
+        shift = self.x1.mean(0)
+        y = self.x1 - shift
+        tiles = _tiles(n_out, y.shape[0], y.element_size(), min(self.block_bytes, TILE_BYTES))
+        return y, (self.g - (y * y).sum(1)) / self.reg, y.T * (2.0 / self.reg), tiles, shift
+
+    def barycentric_map(self, x: Tensor | None = None) -> Tensor:
+        r""":math:`T(x) = \sum_j \pi(y_j \mid x)\, y_j`, ``(N, d)``, a streaming softmax-weighted mean
+        (running maximum, normaliser and weighted sum per row, merged tile by tile)."""
+        x = self.x0 if x is None else self._check_new(x)
+        y, bias, yt, tiles, shift = self._target_tiles(x.shape[0])
+        xs, out = x - shift, torch.empty_like(x)
+        for r0 in range(0, x.shape[0], tiles.rows):
+            xr = xs[r0 : r0 + tiles.rows]
+            top, total = xr.new_full((xr.shape[0],), -math.inf), xr.new_zeros(xr.shape[0])
+            acc = xr.new_zeros(xr.shape[0], y.shape[1])
+            for c0 in range(0, y.shape[0], tiles.cols):
+                cols = slice(c0, c0 + tiles.cols)
+                tile = torch.addmm(bias[cols], xr, yt[:, cols])
+                new_top = torch.maximum(top, tile.amax(1))
+                scale = torch.exp(top - new_top)
+                w = tile.sub_(new_top[:, None]).exp_()
+                total, acc, top = total * scale + w.sum(1), acc * scale[:, None] + w @ y[cols], new_top
+            out[r0 : r0 + tiles.rows] = acc / total[:, None] + shift
+        return out
+
+    def conditional_sample(self, x: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""``k`` draws from :math:`\pi(\cdot \mid x)` per row of ``x``, ``(N, k, d)``, by inversion in
+        two streaming passes: the log-normaliser of each row, then the running cumulative mass, in
+        which each draw's uniform number finds its target (``searchsorted`` within the tile)."""
+        k = _check_positive(k, "k")
+        x = self._check_new(x)
+        y, bias, yt, tiles, shift = self._target_tiles(x.shape[0])
+        xs, m = x - shift, y.shape[0]
+        idx = torch.full((x.shape[0], k), m - 1, dtype=torch.long, device=x.device)  # rounding: the last
+        u = torch.rand(x.shape[0], k, generator=generator, dtype=x.dtype).to(x.device)
+        for r0 in range(0, x.shape[0], tiles.rows):
+            xr, ur, rows = xs[r0 : r0 + tiles.rows], u[r0 : r0 + tiles.rows], slice(r0, r0 + tiles.rows)
+            col_tiles = [slice(c0, c0 + tiles.cols) for c0 in range(0, m, tiles.cols)]
+            top, total = xr.new_full((xr.shape[0],), -math.inf), xr.new_zeros(xr.shape[0])
+            for cols in col_tiles:  # pass 1: the normaliser
+                tile = torch.addmm(bias[cols], xr, yt[:, cols])
+                new_top = torch.maximum(top, tile.amax(1))
+                total, top = total * torch.exp(top - new_top) + tile.sub_(new_top[:, None]).exp_().sum(1), new_top
+            log_z, mass = (total.log() + top)[:, None], xr.new_zeros(xr.shape[0], 1)
+            pending = torch.ones_like(ur, dtype=torch.bool)
+            for cols in col_tiles:  # pass 2: the cumulative mass
+                cdf = torch.addmm(bias[cols], xr, yt[:, cols]).sub_(log_z).exp_().cumsum(1).add_(mass)
+                pos = torch.searchsorted(cdf, ur.contiguous())
+                hit = pending & (pos < cdf.shape[1])
+                idx[rows] = torch.where(hit, pos + cols.start, idx[rows])
+                pending, mass = pending & ~hit, cdf[:, -1:]
+        return self.x1[idx]
+
+
+def _check_positive(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    return int(v)
+
+
 def _check_options(dtype, block_bytes, scaling, tol, max_iter) -> None:
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
@@ -138,7 +207,7 @@ def chunked_sinkhorn(
     max_iter: int = 1000,
     check: bool = True,
     progress=None,
-) -> EntropicPotentials:
+) -> ChunkedPlan:
     r"""Potentials of :func:`bridge.ot.entropic_plan`'s problem by blockwise log-domain Sinkhorn
     with epsilon-scaling; memory ``O((n + m) d)`` plus one block of ``block_bytes``.
 
@@ -161,7 +230,7 @@ def chunked_sinkhorn(
         dtype: ``torch.float64`` (default) or ``torch.float32`` (about twice as fast on a CPU;
             its rounding leaves marginal errors of ~1e-5, so ask for ``tol >= 1e-4``).
         block_bytes: memory of one block: the solver's tiles hold ``min(block_bytes,``
-            :data:`TILE_BYTES` ``)``, the result's passes (rows of new points against all of
+            :data:`bridge.ot.TILE_BYTES` ``)``, the result's passes (rows of new points against all of
             ``x1``) ``block_bytes``.
         scaling: temperature ratio of the epsilon-scaling, in ``(0, 1)``.
         tol: accepted L1 marginal error.
@@ -170,8 +239,8 @@ def chunked_sinkhorn(
         progress: optional ``progress(sweeps, max_iter)`` after each sweep at the final temperature.
 
     Returns:
-        :class:`bridge.ot.EntropicPotentials` with ``solver="chunked"``, the points in ``dtype``,
-        ``n_iter`` the sweeps at the final temperature and ``scaling_sweeps`` those before.
+        :class:`ChunkedPlan` (a :class:`bridge.ot.EntropicPotentials`) with ``solver="chunked"``,
+        the points in ``dtype``, ``n_iter`` the sweeps at the final temperature and ``scaling_sweeps`` those before.
 
     Raises:
         ConvergenceError: with ``check``, the marginals are off by more than ``tol`` after
@@ -208,7 +277,7 @@ def chunked_sinkhorn(
             f"chunked_sinkhorn: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps at "
             f"reg = 4 eps = {reg:g}; {POTENTIALS_ADVICE}"
         )
-    return EntropicPotentials(
+    return ChunkedPlan(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver="chunked",
         block_bytes=int(block_bytes), scaling_sweeps=annealing,
     )  # fmt: skip

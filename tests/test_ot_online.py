@@ -93,7 +93,7 @@ def test_out_of_sample_conditionals_match_pot_potential():
     x0, x1 = clouds()
     eps = 0.25
     plan, _, g = pot_reference(x0, x1, eps)
-    res = chunked_sinkhorn(x0, x1, eps, tol=1e-10, block_bytes=2**10)
+    res = chunked_sinkhorn(x0, x1, eps, tol=1e-10, block_bytes=512)  # tiles of 64 of the 120 targets
     new = torch.randn(40, 2, generator=gen(3), dtype=F64) * 2
     want = torch.log_softmax((g - _sqdist(new, x1)) / (4 * eps), dim=1)
     assert torch.allclose(res.log_conditional(new), want, atol=1e-7, rtol=0)
@@ -104,10 +104,10 @@ def test_out_of_sample_conditionals_match_pot_potential():
 
 def test_conditional_sample_frequencies():
     x0, x1 = clouds(n=60, m=8, seed=1)
-    res = chunked_sinkhorn(x0, x1, 0.5, tol=1e-10, block_bytes=256)
-    draws = res.conditional_sample(x0[:1], 20_000, generator=gen(4))[0]
-    freq = (draws[:, None, :] == x1[None]).all(-1).double().mean(0)
-    p = res.log_conditional(x0[:1])[0].exp()
+    res = chunked_sinkhorn(x0, x1, 0.5, tol=1e-10, block_bytes=16)  # tiles of one row and 2 targets
+    draws = res.conditional_sample(x0[:3], 20_000, generator=gen(4))
+    freq = (draws[:, :, None, :] == x1[None, None]).all(-1).double().mean(1)
+    p = res.log_conditional(x0[:3]).exp()
     z = (freq - p) / torch.sqrt(p * (1 - p) / 20_000)
     assert float(z.abs().max()) < 5
 
@@ -227,24 +227,28 @@ def test_chunked_path_never_holds_an_n_by_m_tensor():
 def test_sinkhorn_coupling_above_the_budget_draws_from_potentials(monkeypatch):
     import bridge.ot_backend
     from bridge.sb import SBConfig
-    from bridge.sb.couplings import PlanPairs, PotentialPlanPairs, make_coupling, restore_coupling
+    from bridge.sb.couplings import PARTNERS, PartnerPairs, PlanPairs, make_coupling, restore_coupling
 
     x0, x1 = clouds(n=300, m=300, seed=8)
     cfg = SBConfig(coupling="sinkhorn", plan_size=300, plan_count=1, plan_tol=1e-6)
     dense, info_d = make_coupling("sinkhorn", x0, x1, 0.5, cfg, gen(1), lambda m: None)
     monkeypatch.setattr(bridge.ot_backend, "DENSE_PLAN_BYTES", 8 * 300 * 300 - 1)
     chunked, info_c = make_coupling("sinkhorn", x0, x1, 0.5, cfg, gen(1), lambda m: None)
-    assert isinstance(dense, PlanPairs) and isinstance(chunked, PotentialPlanPairs)
+    assert isinstance(dense, PlanPairs) and isinstance(chunked, PartnerPairs)
     assert info_d["plan_backend"] == "dense" and info_c["plan_backend"] == "chunked"
     assert "> memory budget" in info_c["plan_backend_reason"]
     assert info_c["plan_solver"] == "bridge.ot_online.chunked_sinkhorn"
     assert info_c["plan_row_ess_median"] == pytest.approx(info_d["plan_row_ess_median"], rel=1e-4)
-    # the pairs drawn from the potentials have POT's plan's cross-covariance, within sampling noise
+    assert chunked.partners.shape == (1, 300, PARTNERS) and info_c["plan_partners_per_row"] == PARTNERS
+    assert info_c["plan_dtype"] == "float64"  # plan_tol below FLOAT32_TOL; the default 1e-3 is float32
+    _, info_32 = make_coupling("sinkhorn", x0, x1, 0.5, SBConfig(plan_size=300, plan_count=1), gen(1), print)
+    assert info_32["plan_dtype"] == "float32" and info_32["plan_marginal_error"] <= 1e-3
+    # the pairs drawn from the partners have POT's plan's cross-covariance, within sampling noise
     ref = entropic_plan(x0, x1, 0.5).cross_covariance()
     a, b = chunked(20_000)
     emp = (a - a.mean(0)).T @ (b - b.mean(0)) / a.shape[0]
     assert float((emp - ref).abs().max()) < 5 * math.sqrt(2.0 / 20_000)
-    # a checkpoint holds the potentials, and the restored coupling draws the same pairs
+    # a checkpoint holds the partners, and the restored coupling draws the same pairs
     again = restore_coupling("sinkhorn", chunked.state(), x0, x1, 0.5, cfg, gen(2))
     chunked.gen = gen(2)
     assert all(torch.equal(u, v) for u, v in zip(chunked(50), again(50)))

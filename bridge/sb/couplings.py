@@ -10,8 +10,9 @@ checkpoint must hold so that a resumed run draws the same pairs.
 * :class:`MinibatchPairs`: a fresh entropic plan between ``n`` random points of each side for
   every draw, and for each drawn ``x0`` a partner from its row (SF2M's coupling, Tong et al. 2024);
 * :class:`PlanPairs`: pairs from fixed entropic plans between subsets of the data, each held as
-  its table of conditional rows; :class:`PotentialPlanPairs`: the same plans held as their
-  potentials, for plans too large for a table (:func:`bridge.ot_backend.plan_backend` decides).
+  its table of conditional rows; :class:`PartnerPairs`: the same plans held as their potentials,
+  for plans too large for a table (:func:`bridge.ot_backend.plan_backend` decides), with
+  :data:`PARTNERS` partners per row drawn once.
 
 :func:`make_coupling` builds one by name; ``"auto"`` is resolved before, by
 :func:`bridge.sb.auto.resolve_auto`.
@@ -35,8 +36,9 @@ __all__ = [
     "MinibatchPairs",
     "PairedRows",
     "PlanPairs",
-    "PotentialPlanPairs",
+    "PartnerPairs",
     "check_samples",
+    "draw_partners",
     "first_plan",
     "gathered_plan",
     "make_coupling",
@@ -50,6 +52,14 @@ PLAN_BUDGET_SHARE = 0.25
 #: Rows of a potentials-only plan whose effective sample sizes give its median (a full pass over
 #: the plan costs as much as a Sinkhorn sweep; the rows are a random subset of the data).
 ESS_ROWS = 2048
+#: Partners drawn once per row of a plan held as potentials. A fresh draw would cost a pass over
+#: all ``k1`` targets for every batch, of which a training run draws ~10^4; the pool costs one pass
+#: over the plan, and with ``k0`` rows it holds ``64 k0`` pairs, more than a default run draws
+#: (``outer_steps x inner_steps x batch_size`` = 2.56M, against 6.4M at ``k0 = 10^5``).
+PARTNERS = 64
+#: Plans held as potentials are solved in float32 (about twice as fast) when ``plan_tol`` is at
+#: least this: float32 rounding leaves marginal errors of ~1e-5 (bridge.ot_online.chunked_sinkhorn).
+FLOAT32_TOL = 1e-4
 #: What the minibatch coupling's :class:`~bridge.ot.ConvergenceError` advises, in this library's
 #: terms (the message ends with it; the ``bridge`` command words it in its own flags).
 MINIBATCH_ADVICE = "use coupling='independent' or coupling='sinkhorn'"
@@ -207,35 +217,38 @@ class PlanPairs(Coupling):
         return {"a": self.a, "b": self.b, "cdf": self.cdf}
 
 
-class PotentialPlanPairs(Coupling):
-    r"""Pairs from ``count`` fixed discrete plans held as their target potentials: ``a, b`` of
-    shape ``(count, k, d)``, ``g`` of shape ``(count, k1)``. A drawn row ``x = a[p, i]`` gets its
-    partner from :math:`\pi(y_j \mid x) \propto \exp((g_j - |x - y_j|^2)/(4\epsilon))`
-    (:meth:`bridge.ot.EntropicPotentials.log_conditional`), computed for the drawn rows only, in
-    blocks of at most :data:`bridge.ot.BLOCK_BYTES`, so no ``k0 x k1`` table exists."""
+class PartnerPairs(Coupling):
+    """Pairs from ``count`` fixed plans held as potentials: the rows ``a`` ``(count, k0, d)``, the
+    targets ``b`` ``(count, k1, d)`` and, for every row, :data:`PARTNERS` target indices drawn once
+    from its conditional law (``partners``, ``(count, k0, K)``, :func:`draw_partners`). A draw picks
+    a plan, a row and one of the row's partners uniformly, so it costs no pass over the targets."""
 
     kind = "sinkhorn"
 
-    def __init__(self, a: Tensor, b: Tensor, g: Tensor, eps: float, gen: torch.Generator):
-        self.a, self.b, self.g, self.eps, self.gen = a, b, g, eps, gen
+    def __init__(self, a: Tensor, b: Tensor, partners: Tensor, gen: torch.Generator):
+        self.a, self.b, self.partners, self.gen = a, b, partners, gen
 
     def __call__(self, n: int) -> tuple[Tensor, Tensor]:
-        from ..ot import BLOCK_BYTES, log_conditional
-
-        count, k0, _ = self.a.shape
+        count, k0, k = self.partners.shape
         p = torch.randint(0, count, (n,), generator=self.gen).to(self.a.device)
         i = torch.randint(0, k0, (n,), generator=self.gen).to(self.a.device)
-        x, j = self.a[p, i], torch.empty_like(i)
-        step = max(1, BLOCK_BYTES // (self.g.element_size() * self.b.shape[1]))
-        for q in range(count):
-            rows = (p == q).nonzero().squeeze(1)
-            for s in range(0, rows.shape[0], step):
-                w = log_conditional(x[rows[s : s + step]], self.b[q], self.g[q], 4.0 * self.eps).exp()
-                j[rows[s : s + step]] = draw_from_rows(row_cdf(w), self.gen)
-        return x, self.b[p, j]
+        s = torch.randint(0, k, (n,), generator=self.gen).to(self.a.device)
+        return self.a[p, i], self.b[p, self.partners[p, i, s]]
 
     def state(self) -> dict[str, Tensor]:
-        return {"a": self.a, "b": self.b, "g": self.g}
+        return {"a": self.a, "b": self.b, "partners": self.partners}
+
+
+def draw_partners(pots, k: int, gen: torch.Generator) -> Tensor:
+    r"""``k`` target indices per source row of a plan given by its potentials (``pots``, a
+    :class:`bridge.ot.EntropicPotentials`), drawn from :math:`\pi(\cdot \mid x_i)` by inversion,
+    in row blocks of ``pots.block_bytes``: ``(n, k)``."""
+    out, step = [], pots._rows()
+    for start in range(0, pots.x0.shape[0], step):
+        cdf = row_cdf(pots.log_conditional(pots.x0[start : start + step]).exp())
+        u = torch.rand(cdf.shape[0], k, generator=gen, dtype=cdf.dtype).to(cdf.device)
+        out.append(torch.searchsorted(cdf, u).clamp_(max=cdf.shape[1] - 1))
+    return torch.cat(out)
 
 
 @dataclass
@@ -273,7 +286,8 @@ def _plan_layout(x0: Tensor, x1: Tensor, plan_size: int, plan_count: int) -> tup
 def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> _Plan:
     """Annealed log-domain Sinkhorn between ``a`` and ``b``, with its table of conditional rows
     when :func:`bridge.ot_backend.plan_backend` allows the ``k0 x k1`` table (dense), else as
-    potentials only (:func:`bridge.ot_online.chunked_sinkhorn`). A sampler needs the plan's rows,
+    potentials only (:func:`bridge.ot_online.chunked_sinkhorn`, in float32 unless ``tol`` is below
+    :data:`FLOAT32_TOL`). A sampler needs the plan's rows,
     not a certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan
     that is grossly off (ten times ``tol``) stops the solve, never a silent fallback."""
     from ..ot import ConvergenceError, entropic_potentials
@@ -286,7 +300,8 @@ def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> 
             a, b, eps, start="anneal", tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress
         )
     else:
-        pots = chunked_sinkhorn(a, b, eps, tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
+        dtype = torch.float32 if tol >= FLOAT32_TOL else torch.float64
+        pots = chunked_sinkhorn(a, b, eps, dtype=dtype, tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
     if not pots.marginal_error <= 10 * tol:
         raise ConvergenceError(
             f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
@@ -331,7 +346,7 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
             _solve_plan(x0[perm0[k * k0 : (k + 1) * k0]], x1[perm1[k * k1 : (k + 1) * k1]], eps, cfg.plan_tol, sweeps)
         )
         ticker.update((k + 1) * PLAN_SWEEPS)
-    pairs = _plan_pairs(plans, x0.dtype, eps, gen)
+    pairs = _plan_pairs(plans, x0.dtype, gen)
     info = {
         "coupling": "sinkhorn",
         "requested": cfg.coupling,
@@ -345,6 +360,11 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
         ),
         "plan_backend": plans[-1].backend.name,
         "plan_backend_reason": plans[-1].backend.reason,
+        **(
+            {"plan_partners_per_row": PARTNERS, "plan_dtype": str(plans[-1].pots.f.dtype).replace("torch.", "")}
+            if isinstance(pairs, PartnerPairs)
+            else {}
+        ),
         "plan_marginal_error": max(p.marginal_error for p in plans),
         "plan_row_ess_median": plans[0].row_ess,
         "plan_iterations": max(p.n_iter for p in plans),
@@ -354,11 +374,11 @@ def _sinkhorn_plans(x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generato
     return pairs, info
 
 
-def _plan_pairs(plans: list, dtype, eps: float, gen: torch.Generator) -> Coupling:
-    """The coupling that draws from ``plans``: their row tables stacked, or their potentials."""
+def _plan_pairs(plans: list, dtype, gen: torch.Generator) -> Coupling:
+    """The coupling that draws from ``plans``: their row tables stacked, or partners drawn once."""
     a, b = torch.stack([p.a for p in plans]), torch.stack([p.b for p in plans])
     if plans[0].rows is None:
-        return PotentialPlanPairs(a, b, torch.stack([p.pots.g for p in plans]), eps, gen)
+        return PartnerPairs(a, b, torch.stack([draw_partners(p.pots, PARTNERS, gen) for p in plans]), gen)
     dtype = torch.float64 if dtype == torch.float64 else torch.float32
     return PlanPairs(a, b, torch.stack([row_cdf(p.rows).to(dtype) for p in plans]), gen)
 
@@ -410,9 +430,10 @@ def restore_coupling(
     kind: str, tensors: dict, x0: Tensor, x1: Tensor, eps: float, cfg, gen: torch.Generator
 ) -> Coupling:
     """The coupling of a checkpoint: the fixed plans from their stored tensors (not solved again:
-    row tables, or potentials for plans held as such), the others rebuilt and given their stored state."""
-    if kind == "sinkhorn" and "g" in tensors:
-        return PotentialPlanPairs(tensors["a"], tensors["b"], tensors["g"], eps, gen)
+    row tables, or the partners of plans held as potentials), the others rebuilt and given their
+    stored state."""
+    if kind == "sinkhorn" and "partners" in tensors:
+        return PartnerPairs(tensors["a"], tensors["b"], tensors["partners"], gen)
     if kind == "sinkhorn":
         return PlanPairs(tensors["a"], tensors["b"], tensors["cdf"], gen)
     coupling, _ = make_coupling(kind, x0, x1, eps, cfg, gen, lambda m: None)
