@@ -6,7 +6,7 @@
   averaged gradient is autograd's gradient of the loss on the concatenated batch;
 * ``solve_bridge`` on two ranks: identical weights on both, a run resumed from a mid-run
   checkpoint ends where the uninterrupted run ends (every rank's stream restored), and a time
-  budget stops both ranks at the same step;
+  budget stops both ranks at the same step; ``train_fields`` keeps both ranks equal too;
 * ``torchrun --nproc_per_node=2 -m bridge solve`` and ``fit``: exit 0, one set of outputs,
   ``world_size`` 2 recorded, progress lines once, and ``solve`` resumes.
 """
@@ -30,9 +30,11 @@ from torch import distributed as tdist
 from bridge.checkpoint import load_checkpoint
 from bridge.cli import main
 from bridge.distributed import SINGLE, current, resolve_backend
+from bridge.interpolants import Linear
 from bridge.ot import minibatch_log_plan
 from bridge.sb import SBConfig, solve_bridge
 from bridge.sb.couplings import gathered_plan
+from bridge.train import train_fields
 
 EPS = 0.5
 WORLD = 2
@@ -98,6 +100,14 @@ def _solve_to_budget(rank: int, out: Path) -> None:
     torch.save(rec, out / f"budget{rank}.pt")
 
 
+def _fit(rank: int, out: Path) -> None:
+    """``train_fields`` on two ranks, its clock from rank 0 (a time budget that does not bind)."""
+    g = torch.Generator().manual_seed(5)
+    x0, x1 = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g) + 1
+    res = train_fields(Linear(), x0, x1, steps=12, time_budget=600.0, batch_size=16, hidden=8, depth=1, log_every=0)
+    torch.save({f: m.state_dict() for f, m in res.models.items()} | {"steps": res.steps}, out / f"fit{rank}.pt")
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     """Rank ``rank`` of two: the plan and gradient, a solve, and the solve resumed from mid-run."""
     torch.set_num_threads(1)
@@ -107,6 +117,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     _solve(rank, Path(out), resume=False)
     _solve(rank, Path(out), resume=True)
     _solve_to_budget(rank, Path(out))
+    _fit(rank, Path(out))
     tdist.destroy_process_group()
 
 
@@ -181,6 +192,14 @@ def test_a_time_budget_stops_every_rank_at_the_same_step(two_ranks):
     assert r0["stopped_by"] == r1["stopped_by"] == "time_budget"
     assert r0["steps"] == r1["steps"] > 0
     assert all(torch.equal(v, r1["drift"][k]) for k, v in r0["drift"].items())
+
+
+@pytest.mark.slow
+def test_train_fields_on_two_ranks_keeps_them_equal(two_ranks):
+    r0, r1 = (torch.load(two_ranks / f"fit{r}.pt") for r in range(WORLD))
+    assert r0["steps"] == r1["steps"] == 12 and set(r0) == {"b", "s", "steps"}
+    for f in ("b", "s"):
+        assert all(torch.equal(v, r1[f][k]) for k, v in r0[f].items()), f
 
 
 def _torchrun(args, timeout=240):
