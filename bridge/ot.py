@@ -30,6 +30,11 @@ which reproduces the rows :math:`P_{ij}/a_i` at the training points (Pooladian &
   by memory-light log-domain Sinkhorn sweeps until the same marginal tolerance holds, for sample
   sets where the dense ``n x m`` plan is not wanted.
 
+Plans too large for memory (up to 10^5 points per side and beyond) are solved from their
+potentials by :func:`bridge.ot_online.chunked_sinkhorn`; :func:`bridge.ot_backend.solve_plan`
+picks that or :func:`entropic_plan` by size. Both return this module's :class:`EntropicPotentials`
+interface, whose passes over the plan run in blocks.
+
 Example:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
@@ -71,7 +76,7 @@ _BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passe
 #: Bytes of one block of the chunked passes over the plan (``_BLOCK_ELEMENTS`` float64 entries).
 BLOCK_BYTES = 8 * _BLOCK_ELEMENTS
 #: Largest tile of the tiled passes over a plan (1 MiB): tiles that stay in a core's cache, where
-#: the ``addmm`` and the in-place ``exp`` run fastest (benchmarks/README.md §16).
+#: the ``addmm`` and the in-place ``exp`` run fastest.
 TILE_BYTES = 2**20
 #: Columns per tile of those passes.
 TILE_COLS = 2048

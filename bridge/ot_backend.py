@@ -10,7 +10,7 @@ A plan between ``n`` and ``m`` points is solved
 
 POT's solver holds several ``n x m`` arrays at once (cost, log-kernel, temporaries), so the
 default budget :data:`DENSE_PLAN_BYTES` (256 MiB for one matrix, ``n = m = 5792``) keeps its peak
-at a few GiB; benchmarks/README.md §16 measures both sides at ``n = m = 10^4``. Every plan
+near 1 GiB (about four matrices); benchmarks/README.md §19 measures both sides at ``n = m = 10^4``. Every plan
 records the backend it got and why (``backend_reason``); so do ``report.json`` and
 ``BridgeResult.coupling``.
 
