@@ -136,7 +136,8 @@ def run_bridge(task, args, g, *, mixture: bool = False):
                        plan_size=200, log_every=10, refine_rounds=0, **extra)  # fmt: skip
     res = solve_bridge(task["x0"], task["x1"], EPS, config=cfg, progress=args.say)
     x1 = res.sample(task["x0"], per_point=1, steps=args.sde_steps, generator=g)[:, 0]
-    info = {"outer_steps": res.steps, "stopped_by": res.stopped_by, "sde_steps": args.sde_steps}
+    info = {"outer_steps": res.steps, "stopped_by": res.stopped_by, "sampling": res.sampling_method()}
+    info |= {"sde_steps": args.sde_steps} if info["sampling"] == "sde" else {}
     coupling = {k: v for k, v in res.coupling.items() if isinstance(v, (str, int, float, bool))}
     return x1, info | {"coupling": coupling, "choices": res.choices}
 
