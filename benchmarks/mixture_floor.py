@@ -83,7 +83,9 @@ def score(prob, pot, args) -> float:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--problems", default="mix16-r0.1,mix16-r1")
     p.add_argument("--n-train", default="10000,100000", help="comma-separated training sizes per side")
     p.add_argument("--steps", type=int, default=1500, help="Adam steps per objective")
@@ -117,7 +119,10 @@ def main(argv=None) -> None:
     print("\n| problem | n per side | floor | truth | KL objective's minimiser | matching loss's minimiser |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['problem']} | {r['n_train']} | {r['floor']:.3f} | {r['truth']:.3f} | {r['kl']:.3f} | {r['matching']:.3f} |")
+        print(
+            f"| {r['problem']} | {r['n_train']} | {r['floor']:.3f} | {r['truth']:.3f} "
+            f"| {r['kl']:.3f} | {r['matching']:.3f} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"what": "cBW2-UVP (%) of the objectives' empirical minimisers, started at the truth",

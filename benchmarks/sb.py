@@ -100,6 +100,7 @@ from bridge.ot import entropic_plan, entropic_potentials, minibatch_log_plan
 from bridge.reference import gaussian_sb, make_mixture_benchmark
 from bridge.samplers import StochasticHeun, sample_sde
 from bridge.sb import SBConfig, end_grid_sde, solve_bridge
+from bridge.sb.auto import learning_rates
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lightsb as lightsb_peer  # noqa: E402  (the LightSB peer and its published numbers)
@@ -403,7 +404,8 @@ def sf2m_path(eps: float, impl: str, ot_method: str, g: torch.Generator, t_min: 
 
 
 def run_sf2m(prob: Problem, args, impl: str | None = None) -> dict:
-    cfg = bridge_config(args)  # the same MLP size and learning rate as bridge's drift
+    cfg = bridge_config(args)  # the same MLP size and learning rate as bridge's drift networks
+    cfg = replace(cfg, lr_inner=learning_rates(replace(cfg, drift_family="network"))[0])
     g = torch.Generator().manual_seed(args.seed + 17)
     torch.manual_seed(args.seed)  # torchcfm draws from the global generators (a script may seed them)
     np.random.seed(args.seed)
@@ -472,7 +474,14 @@ METHODS = {
     "sf2m-own": lambda prob, args: run_sf2m(prob, args, impl="own"),  # ours, e.g. next to torchcfm's
     "lightsb": lambda prob, args: lightsb_peer.run(prob, args, evaluate, say),
 }
-LABELS = {"bridge": "bridge", "bridge-mixture": "bridge (mixture)", "pot": "Sinkhorn (discrete)", "sf2m": "SF2M", "sf2m-own": "SF2M", "lightsb": "LightSB"}
+LABELS = {
+    "bridge": "bridge",
+    "bridge-mixture": "bridge (mixture)",
+    "pot": "Sinkhorn (discrete)",
+    "sf2m": "SF2M",
+    "sf2m-own": "SF2M",
+    "lightsb": "LightSB",
+}
 
 
 # -- one problem, the table, the record -------------------------------------------------------
@@ -550,7 +559,8 @@ def table(records: list[dict]) -> str:
                 label,
                 f"{res['train_s']:.1f}",
                 f"{res['sample_s']:.1f}",
-                "exact" if res.get("sampling") == "exact"
+                "exact"
+                if res.get("sampling") == "exact"
                 else _f(res["sde_steps"], "d") + (f" ({res['sde_grid']})" if res.get("sde_grid") else ""),
                 f"{res['cbw2_uvp']:.3f}",
                 f"{res['cbw2_uvp_over_floor']:.3f}",

@@ -34,7 +34,8 @@ class SBConfig:
 
     Five settings may be ``"auto"`` (``coupling``, ``gradient_drift``, ``refine_rounds``,
     ``lr_inner``, ``lr_outer``): they are decided from the data and the drift family by
-    :func:`bridge.sb.auto.resolve_auto`, and the result records what was chosen. A bad value raises ``ValueError`` (or ``TypeError``) when the config is built.
+    :func:`bridge.sb.auto.resolve_auto`, and the result records what was chosen. A bad value
+    raises ``ValueError`` (or ``TypeError``) when the config is built.
 
     Attributes:
         outer_steps: outer (ascent) steps on the interpolant.

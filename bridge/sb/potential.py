@@ -407,9 +407,10 @@ class MixturePotential(nn.Module):
         tg = tb.to(x.dtype).view(G, 1, 1)
         inv_a = 1.0 / (tg * lam + (1.0 - tg))  # (G, K, d)
         slope, shift = (lam - 1.0) * inv_a, mu * inv_a  # u's factors per component
-        const = -(tg.view(G, 1) * (mu * shift).sum(-1)) / (2.0 * r) + 0.5 * torch.log(inv_a / (2.0 * math.pi * r)).sum(-1)
+        const = -(tg.view(G, 1) * (mu * shift).sum(-1)) / (2.0 * r)
+        const = const + 0.5 * torch.log(inv_a / (2.0 * math.pi * r)).sum(-1) + self._to(x, self.log_weights())
         xb = x.view(G, n // G, d)
-        terms = (xb * xb) @ (slope / (2.0 * r)).mT + xb @ (shift / r).mT + (const + self._to(x, self.log_weights())).unsqueeze(1)
+        terms = (xb * xb) @ (slope / (2.0 * r)).mT + xb @ (shift / r).mT + const.unsqueeze(1)
         w = torch.softmax(terms, dim=-1)  # (G, rows, K)
         return (xb * (w @ slope) + w @ shift).reshape(n, d)
 

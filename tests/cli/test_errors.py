@@ -155,9 +155,10 @@ def test_a_failed_reference_plan_is_reported_without_python_advice(tmp_path, cap
     import json
 
     import bridge.ot
+    import bridge.ot_backend
 
-    real = bridge.ot.entropic_plan
-    monkeypatch.setattr(bridge.ot, "entropic_plan", lambda *a, **k: real(*a, **{**k, "max_iter": 2}))
+    real = bridge.ot.entropic_plan  # the dense backend, as the evaluation's plan size picks it
+    monkeypatch.setattr(bridge.ot_backend, "entropic_plan", lambda *a, **k: real(*a, **{**k, "max_iter": 2}))
     args = _solve_args(tmp_path, "--n-train", "200", "--eval-points", "20", "--steps", "2", "--warmup-steps", "1")
     rc, err = main_error([*args, "--hidden", "8", "--sde-steps", "4", "--eval-per-point", "2"], capsys)
     assert rc == 0

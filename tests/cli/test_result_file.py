@@ -19,12 +19,13 @@ def test_load_refuses_other_checkpoints(run_dir, tmp_path):
 def test_reference_failure_is_reported_not_raised(run_dir, tmp_path, monkeypatch):
     """POT's Sinkhorn raising ConvergenceError ends up in the report; the figures still render."""
     import bridge.ot
+    import bridge.ot_backend
     from bridge.sb.report import evaluate_bridge, write_figures
 
     def fail(*a, **k):
         raise bridge.ot.ConvergenceError("entropic_plan: Sinkhorn did not converge (test)")
 
-    monkeypatch.setattr(bridge.ot, "entropic_plan", fail)
+    monkeypatch.setattr(bridge.ot_backend, "entropic_plan", fail)  # the dense backend's solver
     res = BridgeResult.load(run_dir / "bridge.pt")
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(20, 2, generator=g), torch.randn(20, 2, generator=g)
