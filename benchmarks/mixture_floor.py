@@ -94,7 +94,7 @@ def parse_args(argv=None):
     p.add_argument("--test-points", type=int, default=500)
     p.add_argument("--per-point", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "mixture_floor.json"))
+    p.add_argument("--out", default="benchmarks/results/mixture_floor.json")
     return p.parse_args(argv)
 
 
