@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ..conventions import check_eps
-from ..reference.sb_mixture import _check_count
+from ..reference.sb_mixture import _check_count, _check_points
 
 __all__ = ["COVARIANCES", "TIME_BLOCK", "MixtureConditional", "MixturePotential"]
 
@@ -233,13 +233,7 @@ class MixturePotential(nn.Module):
 
     # -- checks ----------------------------------------------------------------------------
     def _check_x(self, x, name: str = "x") -> Tensor:
-        if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(
-                f"{name}: expected a floating-point tensor of shape (n, {self.dim}), got {type(x).__name__}"
-            )
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"{name}: expected shape (n, {self.dim}), got {tuple(x.shape)}")
-        return x
+        return _check_points(x, self.dim, name)
 
     def _time(self, t, x: Tensor) -> Tensor:
         """``t`` (a number or a ``(n,)`` tensor in [0, 1]) as a ``()`` or ``(n, 1, 1)`` tensor in x's dtype."""
