@@ -10,11 +10,15 @@
 * :mod:`~bridge.sb.solver`: :func:`solve_bridge`, the loop;
 * :mod:`~bridge.sb.result`, :mod:`~bridge.sb.sde`: the learned bridge and its SDE;
 * :mod:`~bridge.sb.potential`, :mod:`~bridge.sb.lightsb`: the Gaussian-mixture potential family
-  with its closed-form drift and exact conditional, and LightSB's fit of it.
+  with its closed-form drift and exact conditional, and LightSB's fit of it;
+* :mod:`~bridge.sb.corrected`, :mod:`~bridge.sb.corrected_fit`: that mixture times a learned factor
+  :math:`e^{f}`, sampled by importance resampling, and its fit by the same KL objective.
 """
 
 from .auto import AutoChoices, resolve_auto
 from .config import COUPLINGS, DRIFT_FAMILIES, DRIFT_FORMS, INTERPOLANTS, MIXTURE_COVARIANCES, SBConfig
+from .corrected import CorrectedPotential, Correction, ImportanceDraws
+from .corrected_fit import CorrectedResult, corrected_loss, fit_corrected
 from .drifts import EndpointDrift, TwoNetDrift, build_drift
 from .interpolant import build_interpolant
 from .lightsb import LightSBResult, fit_lightsb, lightsb_loss
@@ -29,10 +33,14 @@ __all__ = [
     "BridgeResult",
     "COUPLINGS",
     "CheckpointMismatchError",
+    "CorrectedPotential",
+    "CorrectedResult",
+    "Correction",
     "DRIFT_FAMILIES",
     "DRIFT_FORMS",
     "EndpointDrift",
     "INTERPOLANTS",
+    "ImportanceDraws",
     "LightSBResult",
     "MIXTURE_COVARIANCES",
     "MixtureConditional",
@@ -41,7 +49,9 @@ __all__ = [
     "TwoNetDrift",
     "build_drift",
     "build_interpolant",
+    "corrected_loss",
     "end_grid_sde",
+    "fit_corrected",
     "fit_lightsb",
     "forward_sde",
     "lightsb_loss",

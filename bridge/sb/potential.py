@@ -482,6 +482,12 @@ class MixturePotential(nn.Module):
         """
         x = self._check_x(x0, "x0")
         tt = self._time(t, x)  # () or (n, 1, 1): broadcasts over (n, per_point, d)
-        x1 = self.sample(x, per_point, generator=generator)
-        z = torch.randn(x1.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return (1 - tt) * x.unsqueeze(1) + tt * x1 + torch.sqrt(self.r * tt * (1 - tt)) * z
+        return brownian_bridge_point(tt, x, self.sample(x, per_point, generator=generator), self.r, generator)
+
+
+def brownian_bridge_point(tt: Tensor, x0: Tensor, x1: Tensor, r: float, generator: torch.Generator | None) -> Tensor:
+    r""":math:`X_t \sim N((1-t)x_0 + t x_1,\ r t(1-t) I)`, the reference's Brownian bridge from ``x0``
+    ``(n, d)`` to each of its endpoints ``x1`` ``(n, per_point, d)``; ``tt`` a ``()`` or ``(n, 1, 1)``
+    tensor (:meth:`MixturePotential._time`); ``(n, per_point, d)``."""
+    z = torch.randn(x1.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    return (1 - tt) * x0.unsqueeze(1) + tt * x1 + torch.sqrt(r * tt * (1 - tt)) * z
