@@ -5,8 +5,10 @@ end-refined grid) against a bare ``torch.no_grad()`` Heun loop of the same netwo
 (the practical limit: two network calls per step and the arithmetic of the step, nothing else),
 for a plain drift network and for a gradient drift (``u = grad_x V``, one autograd backward per
 call; the bare loop does the same backward by hand), with and without ``compile=True``
-(``torch.compile``, whose compile time is reported apart). SF2M's sampler (``torchsde.sdeint``,
-Euler) is a third column when ``torchsde`` is importable; otherwise the column is skipped with a note.
+(``torch.compile``, whose compile time is reported apart). SF2M's sampler (``torchsde.sdeint`` on the
+SDE wrapper of torchcfm's examples, with methods ``"euler"`` and ``"srk"``, the latter what those
+examples run) gives two more columns when ``torchsde`` is importable (``pip install -e ".[peers]"``),
+at the same number of network calls as the bare loop; otherwise they are skipped with a note.
 
 **Time to accuracy** on a mixture benchmark with a known bridge
 (:func:`bridge.reference.make_mixture_benchmark`; its closed-form SB drift, so nothing is trained):
@@ -65,8 +67,35 @@ def bare_heun(net, x: torch.Tensor, eps: float, steps: int, gen: torch.Generator
     return x
 
 
-def torchsde_euler(net, x: torch.Tensor, eps: float, steps: int):
-    """SF2M's sampler: ``torchsde.sdeint`` (Euler, uniform steps in t), or None if not importable."""
+# Drift evaluations per step of torchsde's fixed-step methods for diagonal Ito noise: Euler one; SRK
+# (Roessler's SRID2 tableau, 4 stages) re-evaluates the earlier stages' drifts in each stage, 1+2+3+4 = 10.
+# sdeint also calls the drift once before the first step, to check its shape (SDE_SHAPE_CHECK_CALLS).
+# throughput_row counts the calls and checks these numbers.
+SDE_CALLS_PER_STEP = {"euler": 1, "srk": 10}
+SDE_SHAPE_CHECK_CALLS = 1
+
+
+def peer_versions() -> dict:
+    """Versions of the peers SF2M's sampler comes from (None where not importable)."""
+    out = {}
+    for name in ("torchsde", "torchcfm"):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
+
+
+def torchsde_sample(net, x: torch.Tensor, eps: float, calls: int, method: str, seed: int = 0):
+    """SF2M's sampler: ``torchsde.sdeint`` on the SDE wrapper of torchcfm's SF2M examples (diagonal
+    Ito noise ``g = sqrt(2 eps)``, drift ``f(t, y) = net(t, y)``, which stands for SF2M's flow +
+    score) with uniform steps on ``[0, 1]``, as many as make ``calls`` drift evaluations in all (the
+    bare Heun loop's ``2 x steps``: the same work). None if torchsde is not importable.
+
+    torchcfm's examples call ``sdeint(sde, x0, ts, solver="euler")``; sdeint ignores ``solver`` (it
+    warns "Unexpected arguments") and runs its default for diagonal Ito noise, ``method="srk"``
+    (``dt=1e-3``); both methods are columns. The Brownian motion is the ``BrownianInterval`` that
+    sdeint would build, with its entropy fixed by ``seed``."""
     try:
         import torchsde
     except ImportError:
@@ -81,9 +110,32 @@ def torchsde_euler(net, x: torch.Tensor, eps: float, steps: int):
         def g(self, t, y):
             return torch.full_like(y, math.sqrt(2.0 * eps))
 
+    steps = sde_steps(calls, method)
+    # dt a hair above 1 / steps: sdeint adds steps of dt until it reaches t = 1, and the rounding of
+    # that sum (float32 time) would otherwise add a tiny extra step; the last step is cut at t = 1
+    dt = (1.0 + 1e-4) / steps
+    levy = "space-time" if method == "srk" else "none"  # what sdeint picks for each method
+    bm = torchsde.BrownianInterval(0.0, 1.0, size=x.shape, dtype=x.dtype, levy_area_approximation=levy, entropy=seed)
     with torch.no_grad():
         ts = torch.tensor([0.0, 1.0], dtype=x.dtype)
-        return torchsde.sdeint(SDE(), x, ts, method="euler", dt=1.0 / steps)[-1]
+        return torchsde.sdeint(SDE(), x, ts, bm=bm, method=method, dt=dt)[-1]
+
+
+def sde_steps(calls: int, method: str) -> int:
+    """torchsde steps of ``method`` that make ``calls`` drift evaluations (at least one step)."""
+    return max(1, calls // SDE_CALLS_PER_STEP[method])
+
+
+class CallCounter(torch.nn.Module):
+    """``net`` with a count of its calls (to check that two samplers do the same work)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, t, x):
+        self.calls += 1
+        return self.net(t, x)
 
 
 def best_of(fns: dict, repeats: int) -> dict:
@@ -115,10 +167,17 @@ def throughput_row(args, grad: bool) -> dict:
         res.sample(x[:7], steps=2, compile=True)  # compile (dynamic shapes) before timing
         compile_s = time.perf_counter() - t0
         fns["compiled"] = lambda: res.sample(x, steps=args.steps, generator=gen(), compile=True)
-    if torchsde_euler(net, x[:2], 0.5, 2) is not None:
-        fns["torchsde"] = lambda: torchsde_euler(net, x, 0.5, args.steps)
+    calls = {"bare": 2 * args.steps}  # network calls per path: two per Heun step
+    for method, per_step in SDE_CALLS_PER_STEP.items():
+        counted = CallCounter(net)
+        if torchsde_sample(counted, x[:2], 0.5, calls["bare"], method) is None:
+            break
+        calls[f"torchsde_{method}"] = per_step * sde_steps(calls["bare"], method)  # the shape check is overhead
+        assert counted.calls == calls[f"torchsde_{method}"] + SDE_SHAPE_CHECK_CALLS, (method, counted.calls)
+        fns[f"torchsde_{method}"] = lambda m=method: torchsde_sample(net, x, 0.5, calls["bare"], m)
     t = best_of(fns, args.repeats)
-    rate = {k: args.paths * args.steps / v for k, v in t.items()}
+    # Heun steps' worth of work per second: points x (network calls / 2) / s
+    rate = {k: args.paths * calls.get(k, calls["bare"]) / 2 / v for k, v in t.items()}
     return {
         "drift": "gradient (grad_x V)" if grad else "plain",
         "bare_steps_per_s": rate["bare"],
@@ -126,7 +185,12 @@ def throughput_row(args, grad: bool) -> dict:
         "bridge_over_bare_time": t["bridge"] / t["bare"],
         "compiled_steps_per_s": rate.get("compiled"),
         "compile_s": compile_s,
-        "torchsde_steps_per_s": rate.get("torchsde"),
+        "torchsde_euler_steps_per_s": rate.get("torchsde_euler"),
+        # time per network call over the bare loop's (equal calls at the default sizes: time over time)
+        "torchsde_euler_over_bare_time": rate["bare"] / rate["torchsde_euler"] if "torchsde_euler" in t else None,
+        "torchsde_srk_steps_per_s": rate.get("torchsde_srk"),
+        "torchsde_srk_over_bare_time": rate["bare"] / rate["torchsde_srk"] if "torchsde_srk" in t else None,
+        "network_calls": calls,
     }
 
 
@@ -205,20 +269,27 @@ def accuracy_rows(args, r: float) -> dict:
 def print_tables(record: dict) -> None:
     a = record["args"]
     size = f"{a['paths']} paths x {a['steps']} Heun steps"
-    print(f"throughput: d={a['d']}, {size}, points x steps / s (best of {a['repeats']})")
-    heads = ("bare loop", "bridge", "ratio", "compiled", "compile s", "torchsde")
-    print(f"{'drift':22s} " + " ".join(f"{h:>10s}" for h in heads))
+    print(f"throughput: d={a['d']}, {size}, points x steps / s (best of {a['repeats']}); ratio: time over bare loop's")
+    heads = ("bare loop", "bridge", "ratio", "compiled", "compile s", "sde euler", "ratio", "sde srk", "ratio")
+    keys = (
+        ("compiled_steps_per_s", ".3g"),
+        ("compile_s", ".1f"),
+        ("torchsde_euler_steps_per_s", ".3g"),
+        ("torchsde_euler_over_bare_time", ".2f"),
+        ("torchsde_srk_steps_per_s", ".3g"),
+        ("torchsde_srk_over_bare_time", ".2f"),
+    )
+    print(f"{'drift':20s} " + " ".join(f"{h:>9s}" for h in heads))
     for r in record["throughput"]:
-        sde, comp, cs = (
-            "-" if r[k] is None else f"{r[k]:{f}}"
-            for k, f in (("torchsde_steps_per_s", ".3g"), ("compiled_steps_per_s", ".3g"), ("compile_s", ".1f"))
-        )
+        rest = " ".join(f"{'-' if r[k] is None else format(r[k], f):>9s}" for k, f in keys)
         print(
-            f"{r['drift']:22s} {r['bare_steps_per_s']:10.3g} {r['bridge_steps_per_s']:10.3g} "
-            f"{r['bridge_over_bare_time']:10.2f} {comp:>10s} {cs:>10s} {sde:>10s}"
+            f"{r['drift']:20s} {r['bare_steps_per_s']:9.3g} {r['bridge_steps_per_s']:9.3g} "
+            f"{r['bridge_over_bare_time']:9.2f} {rest}"
         )
-    if record["throughput"] and record["throughput"][0]["torchsde_steps_per_s"] is None:
-        print("(torchsde, SF2M's sampler, is not importable here: column skipped)")
+    if record["throughput"] and record["throughput"][0]["torchsde_euler_steps_per_s"] is None:
+        print("(torchsde, SF2M's sampler, is not importable here: its columns skipped)")
+    else:
+        print(f"(torchsde {record['peers']['torchsde']}: euler and srk at the bare loop's network calls per path)")
     print(f"\ngradient drift grad_x V, {a['paths']} points, ms per call (best of {5 * a['repeats']}):")
     for k, v in record["gradient_ms"].items():
         print(f"  {k:40s} {v:8.2f}")
@@ -262,7 +333,7 @@ def main(argv=None) -> dict:
     record["throughput"] = [throughput_row(args, grad) for grad in (False, True)]
     record["gradient_ms"] = gradient_rows(args)
     record["accuracy"] = [accuracy_rows(args, float(r)) for r in args.r.split(",")]
-    record.update(torch=torch.__version__, python=platform.python_version())
+    record.update(torch=torch.__version__, python=platform.python_version(), peers=peer_versions())
     print_tables(record)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

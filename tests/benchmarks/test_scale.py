@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,3 +29,24 @@ def test_scale_quick_writes_its_tables(tmp_path, capsys):
         auto = [r for r in problem["rows"] if r["choice"] == "auto"][0]
         assert auto["steps"] == auto["auto"]["steps"] >= 64 and problem["floor_mean"] > 0
     assert "time to accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["euler", "srk"])
+def test_sf2m_sampler_integrates_the_bridge_sde(method):
+    """The torchsde column (SF2M's sampler) solves dX = c dt + sqrt(2 eps) dW on [0, 1]: from x0, X_1 is
+    N(x0 + c, 2 eps) exactly for a constant drift, whatever the method. Mean and variance of 20000 paths
+    within 5 standard errors (variance: sd of the sample variance sqrt(2 / n) relative)."""
+    pytest.importorskip("torchsde")
+    spec = importlib.util.spec_from_file_location("benchmarks_scale_sde", ROOT / "benchmarks" / "scale.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    try:
+        spec.loader.exec_module(mod)
+        n, eps, c = 20000, 0.3, 0.7
+        x0 = torch.full((n, 1), -1.0, dtype=torch.float64)
+        y = mod.torchsde_sample(lambda t, x: torch.full_like(x, c), x0, eps, 20, method, seed=3)
+    finally:
+        sys.modules.pop(spec.name, None)
+    var = 2 * eps
+    assert abs(float(y.mean()) - (-1.0 + c)) < 5 * (var / n) ** 0.5
+    assert abs(float(y.var()) / var - 1) < 5 * (2 / n) ** 0.5
