@@ -5,7 +5,7 @@ barycentric-map error, kinetic energy.
 The distances take ``(n, d)`` and ``(m, d)`` tensors (or NumPy arrays) and return a Python
 float; all functions compute in float64 and never track gradients.
 
-* :func:`energy_distance`: :math:`2E|X-Y| - E|X-X'| - E|Y-Y'|` (no OT, chunked, O(nm) time).
+* :func:`energy_distance`: :math:`2E|X-Y| - E|X-X'| - E|Y-Y'|` (no OT, O(nm) time, never ``n x m`` memory).
 * :func:`sinkhorn_divergence`: geomloss's debiased :math:`S_\varepsilon`, cost :math:`|x-y|^2/2`.
 * :func:`w2`: exact 2-Wasserstein distance of the empirical measures (POT's network simplex).
 * :func:`bw2_uvp`: Bures-Wasserstein unexplained variance percentage of fitted Gaussians,
@@ -51,8 +51,6 @@ __all__ = [
     "compare_kinetic_energy",
 ]
 
-_BLOCK_ELEMENTS = 2**22  # pairwise distances held at once by energy_distance (32 MiB in float64)
-
 
 def _as_samples(x, name: str, *, min_rows: int = 1) -> Tensor:
     """Validate a sample set: a 2-D, finite tensor/array with ``min_rows`` rows; return it in float64."""
@@ -82,17 +80,7 @@ def _pair(x, y, names=("x", "y"), *, min_rows: int = 1) -> tuple[Tensor, Tensor]
     return x, y.to(x.device)
 
 
-def _mean_distance(x: Tensor, y: Tensor, chunk_rows: int) -> Tensor:
-    """Sum over all pairs of ``|x_i - y_j|``, in row blocks of ``chunk_rows`` (0-d float64)."""
-    total = x.new_zeros(())
-    for start in range(0, x.shape[0], chunk_rows):
-        block = x[start : start + chunk_rows]
-        # exact differences (no |x|^2 - 2xy + |y|^2 cancellation), so d(x_i, x_i) = 0 exactly
-        total = total + torch.cdist(block, y, compute_mode="donot_use_mm_for_euclid_dist").sum()
-    return total
-
-
-def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = False) -> float:
+def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = False, backend: str = "auto") -> float:
     r"""Squared energy distance between two sample sets.
 
     .. math::
@@ -106,13 +94,16 @@ def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = False) -> float:
     * ``unbiased=True`` (U-statistic): the within-set means skip ``i = j`` (divide by
       ``n(n-1)``), an unbiased estimate of :math:`\mathcal E^2(P, Q)`; it can be slightly negative.
 
-    Pairwise distances are summed in row blocks of at most ~4M entries, so memory stays bounded
-    (n = m = 10,000 takes about a second on 2 CPU cores).
+    The three sums of pairwise distances never hold an ``n x m`` array
+    (:func:`bridge.energy.distance_sum`): up to :data:`bridge.energy.EXACT_PAIRS` pairs exactly, in
+    float64 row blocks of ~4M distances; beyond, in float32 tiles of matrix products (each sum's
+    choice by its own size, ``backend="auto"``).
 
     Args:
         x: ``(n, d)`` samples of P.
         y: ``(m, d)`` samples of Q.
         unbiased: use the U-statistic (needs ``n, m >= 2``).
+        backend: ``"auto"``, ``"exact"`` or ``"tiled"`` (:func:`bridge.energy.energy_backend`).
 
     Returns:
         The squared energy distance (not its square root), a float.
@@ -123,13 +114,15 @@ def energy_distance(x: Tensor, y: Tensor, *, unbiased: bool = False) -> float:
         >>> energy_distance(x, x + 1.0)  # 2*(1/4)(1+0+2+1) - 1/2 - 1/2
         1.0
     """
+    from .energy import distance_sum, energy_backend
+
+    energy_backend(1, 1, backend=backend)  # checks the name before any work
     x, y = _pair(x, y, min_rows=2 if unbiased else 1)
     n, m = x.shape[0], y.shape[0]
-    rows = lambda cols: max(1, _BLOCK_ELEMENTS // cols)
-    xy = _mean_distance(x, y, rows(m)) / (n * m)
+    xy = distance_sum(x, y, backend=backend) / (n * m)
     xx_pairs, yy_pairs = (n * (n - 1), m * (m - 1)) if unbiased else (n * n, m * m)
-    xx = _mean_distance(x, x, rows(n)) / xx_pairs
-    yy = _mean_distance(y, y, rows(m)) / yy_pairs
+    xx = distance_sum(x, x, backend=backend) / xx_pairs
+    yy = distance_sum(y, y, backend=backend) / yy_pairs
     return float(2 * xy - xx - yy)
 
 

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from .result import BridgeResult
 
-__all__ = ["BridgeEvaluation", "evaluate_bridge", "FLOOR_SETS", "MARGINAL_TIMES", "SDE_STEPS"]
+__all__ = ["BridgeEvaluation", "evaluate_bridge", "FLOOR_SETS", "MARGINAL_TIMES", "REFERENCE_TOL", "SDE_STEPS"]
 
 #: Times at which the marginals are compared and plotted.
 MARGINAL_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -60,6 +60,15 @@ W2_POINTS = 5000
 #: Stochastic Heun steps of the evaluation's SDE, on the end-refined grid: 100 is where the
 #: benchmarks sample (benchmarks/README.md §5.9); docs/commands.md gives the cost and the error.
 SDE_STEPS = 100
+#: L1 marginal error accepted of POT's reference plans. A plan solved from its potentials
+#: (``bridge.ot_backend``'s "chunked" backend) is solved in float32 when the tolerance is at least
+#: :data:`bridge.sb.couplings.FLOAT32_TOL` (the coupling's rule), else in float64.
+REFERENCE_TOL = 1e-6
+#: Memory of the paths the evaluation's SDE integrates at once (:meth:`BridgeResult.sample`'s
+#: ``max_bytes``, estimated by :func:`bridge.sb.sde.path_bytes`): 256 MiB, which holds every path of
+#: the default evaluation at once; at 10^5 held-out points x 16 samples a network's activations
+#: would take gigabytes.
+SDE_BYTES = 2**28
 
 
 @dataclass
@@ -103,6 +112,8 @@ def evaluate_bridge(
     per_point: int = 16,
     sde_steps: int | str = SDE_STEPS,
     sinkhorn_points: int = 1000,
+    reference_tol: float = REFERENCE_TOL,
+    plan_memory: int | None = None,
     generator: torch.Generator | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BridgeEvaluation:
@@ -121,6 +132,10 @@ def evaluate_bridge(
             ``"auto"``: :meth:`BridgeResult.choose_steps` on ``x0`` (drawn from ``generator``
             first; its record in ``settings["sde"]["steps_choice"]``).
         sinkhorn_points: points per side for the Sinkhorn divergences (geomloss is O(n^2)).
+        reference_tol: L1 marginal error accepted of POT's reference plans (:data:`REFERENCE_TOL`).
+        plan_memory: bytes of the one float64 ``n x m`` matrix a reference plan may hold before
+            it is solved from its potentials (:func:`bridge.ot_backend.plan_backend`; None:
+            :data:`bridge.ot_backend.DENSE_PLAN_BYTES`).
         generator: randomness of the SDE (on the drift's device); the POT-plan draws use a CPU
             generator seeded from it.
         progress: where progress lines go (default: nowhere): one per stage and, inside the
@@ -147,6 +162,12 @@ def evaluate_bridge(
 
     if isinstance(per_point, bool) or not isinstance(per_point, int) or per_point < 1:
         raise ValueError(f"per_point: expected a positive int, got {per_point!r}")
+    if isinstance(reference_tol, bool) or not isinstance(reference_tol, (int, float)) or not reference_tol > 0:
+        raise ValueError(f"reference_tol: expected a number > 0, got {reference_tol!r}")
+    if plan_memory is not None and (
+        isinstance(plan_memory, bool) or not isinstance(plan_memory, int) or plan_memory < 1
+    ):
+        raise ValueError(f"plan_memory: expected a positive int (bytes) or None, got {plan_memory!r}")
     say = progress if progress is not None else (lambda m: None)
     start = time.perf_counter()
     eps = float(result.eps)
@@ -159,6 +180,7 @@ def evaluate_bridge(
     settings = _settings(
         es, a.shape[0], b.shape[0], sde_steps=sde_steps, per_point=per_point, sinkhorn_points=sinkhorn_points
     )
+    settings["pot"].update(tol_marginal_l1=float(reference_tol), memory_budget=plan_memory)
     if choice is not None:
         settings["sde"]["steps_choice"] = choice.as_dict()
     ev = BridgeEvaluation(metrics={"target_cov_trace": _cov_trace(b)}, settings=settings, errors={}, x0=a, x1=b)
@@ -173,7 +195,9 @@ def evaluate_bridge(
     ev.metrics["coupling"] = _coupling_metrics(
         ev, ys, ref_floor, eps=eps, per_point=per_point, generator=cpu_gen, say=say
     )
+    say("[solve] evaluation: energy distances of the marginals to the SB of the plan at t = 0, 1/4, 1/2, 3/4, 1")
     ev.metrics["marginals_by_t"] = _marginals_by_t(ev)
+    say("[solve] evaluation: done")
     ev.wall_s = time.perf_counter() - start
     return ev
 
@@ -193,7 +217,11 @@ def _cov_trace(x: Tensor) -> float:
 
 
 def _settings(es, n: int, m: int, *, sde_steps: int, per_point: int, sinkhorn_points: int) -> dict:
-    """The POT / geomloss / SDE settings of an evaluation with ``n`` source and ``m`` target points."""
+    """The POT / geomloss / energy-distance / SDE settings of an evaluation with ``n`` source and
+    ``m`` target points."""
+    from ..energy import energy_backend
+
+    energy = energy_backend(n, int(m))
     return {
         "entropic": es.as_dict(),
         "pot": {
@@ -212,6 +240,12 @@ def _settings(es, n: int, m: int, *, sde_steps: int, per_point: int, sinkhorn_po
             "points": min(sinkhorn_points, n, int(m)),
         },
         "w2": {"function": "ot.emd2 (exact)", "points": [min(W2_POINTS, n), min(W2_POINTS, int(m))]},
+        "energy": {
+            "function": "bridge.energy.distance_sum (V-statistic; each of its three sums by its own size)",
+            "backend": energy.name,
+            "backend_reason": energy.reason,
+            "points": [n, int(m)],
+        },
         "sde": {
             "solver": "StochasticHeun",
             "steps": sde_steps,
@@ -265,11 +299,13 @@ def _sample_model(
     done = Progress((1 + per_point) * n, "solve", say, unit="evaluation SDE samples")
     try:
         end, traj = result.sample(
-            xs, per_point=1, steps=steps, generator=generator, trajectory=True, progress=done.part(0, n)
-        )
+            xs, per_point=1, steps=steps, generator=generator, trajectory=True, max_bytes=SDE_BYTES,
+            progress=done.part(0, n),
+        )  # fmt: skip
         ys = result.sample(
-            xs, per_point=per_point, steps=steps, generator=generator, progress=done.part(n, per_point * n)
-        )
+            xs, per_point=per_point, steps=steps, generator=generator, max_bytes=SDE_BYTES,
+            progress=done.part(n, per_point * n),
+        )  # fmt: skip
     except FloatingPointError as exc:
         ev.errors["sde"] = f"the SDE diverged ({exc}); try more SDE steps"
         say(f"[solve] evaluation: {ev.errors['sde']}")
@@ -317,12 +353,24 @@ def _kinetic_metrics(history: list, kinetic_path: float | None, eps: float) -> d
 # ----------------------------------------------------------------------------------------
 # marginals
 # ----------------------------------------------------------------------------------------
-def _marginal_scores(x: Tensor, ref: Tensor, blur: float, sd_points: int) -> dict:
-    from ..metrics import bw2_uvp, energy_distance, sinkhorn_divergence, w2
+def _energy(x: Tensor, ref: Tensor, ref_mean: Tensor | None = None) -> float:
+    r"""Squared energy distance :math:`2E|X-Y| - E|X-X'| - E|Y-Y'|` of the empirical measures
+    (:func:`bridge.metrics.energy_distance`), given ``ref_mean`` :math:`= E|Y-Y'|` where it is
+    already known: the held-out target's, the same for the model and every floor set (at 10^5
+    points one such term is 10^10 distances)."""
+    from ..energy import distance_sum
+
+    n, m = x.shape[0], ref.shape[0]
+    ref_mean = distance_sum(ref, ref) / (m * m) if ref_mean is None else ref_mean
+    return float(2 * distance_sum(x, ref) / (n * m) - distance_sum(x, x) / (n * n) - ref_mean)
+
+
+def _marginal_scores(x: Tensor, ref: Tensor, blur: float, sd_points: int, ref_mean: Tensor) -> dict:
+    from ..metrics import bw2_uvp, sinkhorn_divergence, w2
 
     k = min(sd_points, x.shape[0], ref.shape[0])
     return {
-        "energy_distance": energy_distance(x, ref),
+        "energy_distance": _energy(x, ref, ref_mean),
         "sinkhorn_divergence": sinkhorn_divergence(x[:k], ref[:k], blur=blur),
         "sinkhorn_divergence_sharp": sinkhorn_divergence(x[:k], ref[:k], blur=SHARP_BLUR),
         "w2": w2(x[:W2_POINTS], ref[:W2_POINTS], max_samples=None),
@@ -344,18 +392,20 @@ def _marginal_metrics(model_x1: Tensor | None, x1: Tensor, floor_sets: list, *, 
     floor: the same scores for each independent target set of ``floor_sets``, their mean
     (``noise_floor``), standard deviation (``noise_floor_spread``) and count; ``sizes`` gives the
     ``[rows, m]`` of each side."""
+    from ..energy import distance_sum
     from ..progress import Progress
 
     m = x1.shape[0]
     marginal: dict = {"model": None, "noise_floor": None, "sizes": {}}
     done = Progress(1 + len(floor_sets), "solve", say, unit="evaluation sample sets scored")
+    ref_mean = distance_sum(x1, x1) / (m * m)  # E|Y - Y'| of the held-out target, once
     if model_x1 is not None:
-        marginal["model"] = _marginal_scores(model_x1, x1, blur, points)
+        marginal["model"] = _marginal_scores(model_x1, x1, blur, points, ref_mean)
         marginal["sizes"]["model"] = [model_x1.shape[0], m]
     done.update(1)
     scores = []
     for k, x in enumerate(floor_sets):
-        scores.append(_marginal_scores(x, x1, blur, points))
+        scores.append(_marginal_scores(x, x1, blur, points, ref_mean))
         done.update(2 + k)
     if scores:
         vals = {k: torch.tensor([s[k] for s in scores], dtype=torch.float64) for k in scores[0]}
@@ -376,11 +426,8 @@ def _marginals_by_t(ev: BridgeEvaluation) -> dict:
     """Energy distance between the SDE's :math:`X_t` and the Brownian-bridge mixture of the plan."""
     by_t = None
     if ev.model_marginals is not None and ev.reference_marginals is not None:
-        from ..metrics import energy_distance
-
         by_t = {
-            f"{t:g}": energy_distance(ev.model_marginals[k], ev.reference_marginals[k])
-            for k, t in enumerate(MARGINAL_TIMES)
+            f"{t:g}": _energy(ev.model_marginals[k], ev.reference_marginals[k]) for k, t in enumerate(MARGINAL_TIMES)
         }
     return {
         "energy_distance": by_t,
@@ -410,10 +457,14 @@ def _coupling_metrics(
     recorded in ``ev.errors["reference"]`` and leaves ``{"available": False}``."""
     from ..ot import ConvergenceError
     from ..ot_backend import plan_backend, solve_plan
+    from .couplings import FLOAT32_TOL
 
     a, b, pot = ev.x0, ev.x1, ev.settings["pot"]
-    backend = plan_backend(a.shape[0], b.shape[0])
-    pot.update(backend=backend.name, backend_reason=backend.reason)
+    backend = plan_backend(a.shape[0], b.shape[0], memory_budget=pot["memory_budget"])
+    tol = pot["tol_marginal_l1"]
+    dtype = torch.float32 if backend.name == "chunked" and tol >= FLOAT32_TOL else torch.float64
+    plan_kw = {"tol": tol, "memory_budget": pot["memory_budget"], "dtype": dtype}
+    pot.update(backend=backend.name, backend_reason=backend.reason, dtype=str(dtype).removeprefix("torch."))
     if backend.name == "chunked":  # same problem and tolerance, solved from the potentials only
         pot.update(function="bridge.ot_online.chunked_sinkhorn", method="blockwise log-domain Sinkhorn, eps-scaling")
     say(
@@ -422,7 +473,7 @@ def _coupling_metrics(
     )
     t_ref = time.perf_counter()
     try:
-        plan = solve_plan(a, b, eps)
+        plan = solve_plan(a, b, eps, **plan_kw)
     except ConvergenceError as exc:
         plan = None
         ev.errors["reference"] = str(exc)
@@ -444,7 +495,7 @@ def _coupling_metrics(
             "noise subtracted"
         )
         if floor is not None:
-            coupling["reference_floor"] = _reference_floor(a, floor, eps, c_ref, t_map, tr_cov)
+            coupling["reference_floor"] = _reference_floor(a, floor, eps, c_ref, t_map, tr_cov, plan_kw)
     pot["wall_s"] = time.perf_counter() - t_ref
     return coupling
 
@@ -487,15 +538,18 @@ def _l2_uvp(value: float) -> dict:
     return out
 
 
-def _reference_floor(x0: Tensor, floor: Tensor, eps: float, c_ref: Tensor, t_map: Tensor, tr_cov: float) -> dict:
+def _reference_floor(
+    x0: Tensor, floor: Tensor, eps: float, c_ref: Tensor, t_map: Tensor, tr_cov: float, plan_kw: dict
+) -> dict:
     """POT's plan from ``x0`` to the independent target sample ``floor`` against the reference
-    (cross-covariance ``c_ref``, barycentric map ``t_map``): the reference's own sampling noise."""
+    (cross-covariance ``c_ref``, barycentric map ``t_map``), solved as the reference was
+    (``plan_kw``: tolerance, memory budget, dtype): the reference's own sampling noise."""
     from ..metrics import barycentric_map_error
     from ..ot import ConvergenceError
     from ..ot_backend import solve_plan
 
     try:
-        plan_f = solve_plan(x0, floor, eps)
+        plan_f = solve_plan(x0, floor, eps, **plan_kw)
     except ConvergenceError as exc:
         return {"error": str(exc)}
     ref_norm = float(torch.linalg.matrix_norm(c_ref))
