@@ -135,6 +135,14 @@ def _add_evaluation_options(t) -> None:
         help="stochastic Heun steps of the evaluation's SDE, on the end-refined grid, or auto: chosen on a pilot "
         f"batch from a measured error, recorded in report.json (default {SDE_STEPS})",
     )
+    t.add_argument(
+        "--max-memory",
+        type=positive_int,
+        default=None,
+        metavar="MB",
+        help="the report's reference plans hold their float64 n x m matrix (POT's solver) while it fits in MB, "
+        "and are solved from their potentials beyond (default 256: bridge.ot_backend.DENSE_PLAN_BYTES)",
+    )
 
 
 def _add_solver_options(g) -> None:
@@ -415,6 +423,7 @@ def _evaluate(args, res, data, out: Path, device):
         x1_floor=data.x1_train,  # disjoint sets of the model's size give the noise floor
         per_point=args.eval_per_point,
         sde_steps=args.sde_steps,
+        plan_memory=None if args.max_memory is None else args.max_memory * 2**20,
         generator=torch.Generator(device=device).manual_seed(args.seed),
         progress=lambda m: log(args, m),
     )
