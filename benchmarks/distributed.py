@@ -104,6 +104,7 @@ def _rank(rank: int, world: int, port: int, args, seed: int, out: str) -> None:
     pargs = _problem_args(args, seed)
     prob = bench.build_problem(args.problem, pargs)
     cfg = SBConfig(
+        drift_family="network",  # data-parallel training of the networks
         outer_steps=args.steps,
         warmup_steps=args.warmup_steps,
         batch_size=args.global_batch // world,

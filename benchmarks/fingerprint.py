@@ -43,6 +43,7 @@ def fp(res, x0):
 
 
 base = dict(
+    drift_family="network",  # the network family's results, unchanged since before the families
     outer_steps=12,
     inner_steps=2,
     warmup_steps=5,

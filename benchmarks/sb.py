@@ -35,6 +35,9 @@ unpaired) and are scored on the same test inputs ``x ~ rho0``:
 * **bridge-mixture**: ``solve_bridge`` with ``drift_family="mixture"`` (the Schrödinger-potential
   mixture family, docs/math.md §5.10-5.11; its "auto" settings: the independent coupling, the
   Brownian-bridge interpolant, its own learning rate), sampled exactly (no SDE).
+* **bridge-auto**: ``solve_bridge`` with ``drift_family="auto"``, the default: the mixture
+  family's trial, then the mixture or the networks by an energy test on held-out samples
+  (:mod:`bridge.sb.family`); the JSON records the test under ``family``.
 * **lightsb**: LightSB (Korotin et al., ICLR 2024), the SB in the Gaussian-mixture potential
   family fitted by its KL objective, sampled exactly (``benchmarks/lightsb.py``: settings,
   ``--lightsb-set``, and its published numbers, printed beside ours on the mixture problems).
@@ -264,6 +267,7 @@ def run_bridge(prob: Problem, args, family: str = "network") -> dict:
         "validation": res.validation,
         "history": res.history,  # objective, kinetic energy along the interpolant path, inner gap
         "config": asdict(res.config),  # as resolved by the solver (gradient_drift="auto")
+        "family": res.family,  # drift_family="auto": the mixture family's test (bridge.sb.family)
     }
     draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)
     return out | evaluate(prob, draw, args, g)
@@ -469,6 +473,7 @@ def run_sf2m(prob: Problem, args, impl: str | None = None) -> dict:
 METHODS = {
     "bridge": run_bridge,
     "bridge-mixture": lambda prob, args: run_bridge(prob, args, family="mixture"),
+    "bridge-auto": lambda prob, args: run_bridge(prob, args, family="auto"),
     "pot": run_pot,
     "sf2m": run_sf2m,  # torchcfm when importable (--sf2m-impl)
     "sf2m-own": lambda prob, args: run_sf2m(prob, args, impl="own"),  # ours, e.g. next to torchcfm's
@@ -477,6 +482,7 @@ METHODS = {
 LABELS = {
     "bridge": "bridge",
     "bridge-mixture": "bridge (mixture)",
+    "bridge-auto": "bridge (auto family)",
     "pot": "Sinkhorn (discrete)",
     "sf2m": "SF2M",
     "sf2m-own": "SF2M",

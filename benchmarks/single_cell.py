@@ -22,10 +22,12 @@ a file is missing, the script prints one line saying it skips and why, and exits
 
 **Methods** (``--methods``):
 
-* ``bridge``: :func:`bridge.sb.solve_bridge` with default settings and ``time_budget=--budget``,
-  except ``coupling="independent"``, what ``"auto"`` resolves to here after minutes of Sinkhorn,
-  ``x1`` from :meth:`~bridge.sb.BridgeResult.sample`; ``bridge-mixture`` the same with
-  ``SBConfig(drift_family="mixture")`` (only where this version of ``bridge`` has it).
+* ``bridge``: :func:`bridge.sb.solve_bridge` with the network family (``drift_family="network"``),
+  otherwise default settings and ``time_budget=--budget``, except ``coupling="independent"``, what
+  ``"auto"`` resolves to here after minutes of Sinkhorn, ``x1`` from
+  :meth:`~bridge.sb.BridgeResult.sample`; ``bridge-mixture`` and ``bridge-auto`` the same with
+  ``drift_family="mixture"`` and ``"auto"`` (the default: the mixture family's trial and held-out
+  test, :mod:`bridge.sb.family`), only where this version of ``bridge`` has the families.
 * ``lightsb``: :func:`bridge.sb.fit_lightsb` with the settings of LightSB's single-cell notebook
   (K = 10 diagonal components, means started at target cells, batch 128, 10000 Adam steps at a
   constant 1e-2), capped by ``--budget``; exact conditional samples.
@@ -65,7 +67,7 @@ PUBLISHED = {
     "minimax ENOT": (2.44, None),
     "IPF": (3.14, None),
 }
-METHODS = ("bridge", "bridge-mixture", "lightsb", "sinkhorn", "independent")
+METHODS = ("bridge", "bridge-mixture", "bridge-auto", "lightsb", "sinkhorn", "independent")
 #: fit_lightsb's options as in LightSB's single-cell notebook.
 LIGHTSB = {"n_components": 10, "covariance": "diagonal", "steps": 10_000, "lr": 1e-2, "schedule": "constant"}
 LIGHTSB |= {"batch_size": 128}
@@ -124,12 +126,12 @@ def has_mixture_family() -> bool:
     return "drift_family" in {f.name for f in fields(SBConfig)}
 
 
-def run_bridge(task, args, g, *, mixture: bool = False):
+def run_bridge(task, args, g, *, family: str = "network"):
     from bridge.sb import SBConfig, solve_bridge
 
     # coupling="auto" resolves to "independent" on these cells (its first Sinkhorn plan at reg = 0.2
     # does not converge) after minutes of Sinkhorn iterations outside the budget; name it directly.
-    extra = {"coupling": "independent"} | ({"drift_family": "mixture"} if mixture else {})
+    extra = {"coupling": "independent"} | ({"drift_family": family} if has_mixture_family() else {})
     cfg = SBConfig(time_budget=args.budget, seed=args.seed, threads=1, **extra)
     if args.quick:
         cfg = SBConfig(time_budget=args.budget, seed=args.seed, threads=1, outer_steps=20, warmup_steps=10,
@@ -139,7 +141,7 @@ def run_bridge(task, args, g, *, mixture: bool = False):
     info = {"outer_steps": res.steps, "stopped_by": res.stopped_by, "sampling": res.sampling_method()}
     info |= {"sde_steps": args.sde_steps} if info["sampling"] == "sde" else {}
     coupling = {k: v for k, v in res.coupling.items() if isinstance(v, (str, int, float, bool))}
-    return x1, info | {"coupling": coupling, "choices": res.choices}
+    return x1, info | {"coupling": coupling, "choices": res.choices, "family": getattr(res, "family", {})}
 
 
 def run_lightsb(task, args, g):
@@ -174,7 +176,8 @@ def run_independent(task, args, g):
 
 RUNNERS = {
     "bridge": run_bridge,
-    "bridge-mixture": lambda task, args, g: run_bridge(task, args, g, mixture=True),
+    "bridge-mixture": lambda task, args, g: run_bridge(task, args, g, family="mixture"),
+    "bridge-auto": lambda task, args, g: run_bridge(task, args, g, family="auto"),
     "lightsb": run_lightsb,
     "sinkhorn": run_sinkhorn,
     "independent": run_independent,
@@ -219,13 +222,13 @@ def parse_args(argv):
     args.sinkhorn_iter = args.sinkhorn_iter or (100 if args.quick else 1000)
     if args.quick:
         args.sde_steps = min(args.sde_steps, 50)
-    default = [m for m in METHODS if m != "bridge-mixture" or has_mixture_family()]
+    default = [m for m in METHODS if m not in ("bridge-mixture", "bridge-auto") or has_mixture_family()]
     args.methods = args.methods.split(",") if args.methods else default
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         p.error(f"--methods: unknown {', '.join(bad)}; expected some of {', '.join(METHODS)}")
-    if "bridge-mixture" in args.methods and not has_mixture_family():
-        p.error("--methods: bridge-mixture needs SBConfig(drift_family=...), which this bridge lacks")
+    if {"bridge-mixture", "bridge-auto"} & set(args.methods) and not has_mixture_family():
+        p.error("--methods: bridge-mixture and bridge-auto need SBConfig(drift_family=...), which this bridge lacks")
     return args
 
 

@@ -188,8 +188,9 @@ def _add_mixture_options(g) -> None:
         "--drift-family",
         default=None,
         choices=DRIFT_FAMILIES,
-        help="the drift's family: MLPs of --drift-form (default network), or a Gaussian-mixture "
-        "Schrödinger potential with a closed-form drift and exact sampling (mixture)",
+        help="the drift's family: MLPs of --drift-form (network), a Gaussian-mixture Schrödinger "
+        "potential with a closed-form drift and exact sampling (mixture), or (default) auto: the mixture "
+        "when a test on held-out samples cannot tell its samples from the target's, else network",
     )
     g.add_argument(
         "--n-components", type=positive_int, default=None, metavar="K", help="mixture components (default 50)"
@@ -455,6 +456,7 @@ def _write_report(args, session: _Session, res, ev, figures) -> None:
             "coupling": res.coupling,
             "config": res.config.to_dict(),  # the settings used, every "auto" resolved
             "auto_choices": res.choices,  # why each "auto" setting was resolved as it was
+            "family": res.family,  # drift_family="auto": the mixture family's test (bridge.sb.family)
             "history": res.history,
             "validation": res.validation,
         },

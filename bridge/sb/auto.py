@@ -87,6 +87,8 @@ def learning_rates(cfg: SBConfig) -> tuple[float, float, dict]:
         >>> learning_rates(SBConfig(drift_family="mixture", lr_inner=0.003))
         (0.003, 0.0, {'lr_outer': '0 for the mixture family'})
     """
+    if cfg.drift_family not in LEARNING_RATES:
+        raise ValueError(f"drift_family: {cfg.drift_family!r} is decided by solve_bridge (bridge.sb.family) first")
     family = LEARNING_RATES[cfg.drift_family]
     rates, reasons = [], {}
     for name, default in zip(("lr_inner", "lr_outer"), family):
@@ -108,7 +110,8 @@ def resolve_auto(
     say=lambda m: None,
     coupling: str | None = None,
 ) -> AutoChoices:
-    """Resolve ``cfg``'s ``"auto"`` settings on the training samples.
+    """Resolve ``cfg``'s ``"auto"`` settings on the training samples, for its drift family
+    (``"network"`` or ``"mixture"``: :func:`~bridge.sb.solve_bridge` decides ``"auto"`` first).
 
     Args:
         cfg: the settings as given.
@@ -121,7 +124,7 @@ def resolve_auto(
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> x = torch.randn(64, 2, generator=g)
-        >>> c = resolve_auto(SBConfig(plan_size=32), x, x + 1, 1.0, g)
+        >>> c = resolve_auto(SBConfig(drift_family="network", plan_size=32), x, x + 1, 1.0, g)
         >>> c.coupling, c.gradient_drift, c.refine_rounds
         ('minibatch', False, 0)
     """

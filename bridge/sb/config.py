@@ -21,9 +21,11 @@ COUPLINGS = ("auto", "minibatch", "sinkhorn", "independent", "paired")
 INTERPOLANTS = ("fourier", "neural")
 #: The inner variable's forms (:func:`bridge.sb.build_drift`).
 DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
-#: The inner variable's families: MLP drifts of a :data:`DRIFT_FORMS` form (``"network"``) or the
-#: Schrödinger-potential mixture :class:`~bridge.sb.MixturePotential` (``"mixture"``, docs/math.md §5.10-5.11).
-DRIFT_FAMILIES = ("network", "mixture")
+#: The inner variable's families: MLP drifts of a :data:`DRIFT_FORMS` form (``"network"``), the
+#: Schrödinger-potential mixture :class:`~bridge.sb.MixturePotential` (``"mixture"``, docs/math.md §5.10-5.11),
+#: or ``"auto"``: the mixture when a test on held-out samples accepts it, else the networks
+#: (:mod:`bridge.sb.family`, docs/math.md §5.15).
+DRIFT_FAMILIES = ("auto", "network", "mixture")
 #: The mixture family's parametrisations of ``S_k`` (:data:`bridge.sb.potential.COVARIANCES`).
 MIXTURE_COVARIANCES = COVARIANCES
 
@@ -32,9 +34,10 @@ MIXTURE_COVARIANCES = COVARIANCES
 class SBConfig:
     """Settings of :func:`~bridge.sb.solve_bridge`; the defaults work without tuning.
 
-    Five settings may be ``"auto"`` (``coupling``, ``gradient_drift``, ``refine_rounds``,
-    ``lr_inner``, ``lr_outer``): they are decided from the data and the drift family by
-    :func:`bridge.sb.auto.resolve_auto`, and the result records what was chosen. A bad value
+    Six settings may be ``"auto"``. ``drift_family`` is decided by a test on held-out samples
+    (:mod:`bridge.sb.family`); ``coupling``, ``gradient_drift``, ``refine_rounds``, ``lr_inner`` and
+    ``lr_outer`` from the data and the drift family by :func:`bridge.sb.auto.resolve_auto`. The
+    result records what was chosen and why. A bad value
     raises ``ValueError`` (or ``TypeError``) when the config is built.
 
     Attributes:
@@ -76,7 +79,8 @@ class SBConfig:
         refine_share: share of the budget that the refinement rounds get together.
         refine_pairs: pairs drawn from the learned SDE per refinement round.
         refine_sde_steps: SDE steps per refinement pair.
-        drift_family: the inner variable's family, one of :data:`DRIFT_FAMILIES` (docs/math.md §5.11).
+        drift_family: the inner variable's family, one of :data:`DRIFT_FAMILIES` (docs/math.md §5.11,
+            §5.15); ``"auto"`` tests the mixture family on held-out samples (:mod:`bridge.sb.family`).
         n_components: ``K``, the mixture family's components (its means start at ``K`` training target samples).
         mixture_covariance: the mixture family's ``S_k``, one of :data:`MIXTURE_COVARIANCES`.
 
@@ -124,7 +128,7 @@ class SBConfig:
     refine_share: float = 0.5
     refine_pairs: int = 100_000
     refine_sde_steps: int = 25
-    drift_family: str = "network"
+    drift_family: str = "auto"
     n_components: int = 50
     mixture_covariance: str = "diagonal"
 
@@ -141,7 +145,8 @@ class SBConfig:
     def from_dict(cls, values: dict) -> SBConfig:
         """A config from a stored dict; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(values).items() if k in known})
+        values = {"drift_family": "network"} | dict(values)  # stored before the families: networks
+        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def _is_int(v) -> bool:

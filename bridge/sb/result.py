@@ -53,6 +53,10 @@ class BridgeResult:
             one unless ``best_step``'s is better by more than ``noise_z`` standard errors);
             empty otherwise.
         choices: why each ``"auto"`` setting was resolved as it was (``{setting: reason}``).
+        family: with ``drift_family="auto"``, how the family was chosen (:mod:`bridge.sb.family`:
+            ``family``, ``reason`` and, after the mixture family's trial, the test's
+            ``p_value``, ``energy_distance``, ``floor``, ``test_points``, ``trial_steps``,
+            ``trial_s``); empty otherwise.
     """
 
     drift_net: nn.Module
@@ -66,6 +70,7 @@ class BridgeResult:
     coupling: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     choices: dict = field(default_factory=dict)
+    family: dict = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -265,6 +270,7 @@ class BridgeResult:
             "coupling": self.coupling,
             "validation": self.validation,
             "choices": self.choices,
+            "family": self.family,
         }
         save_checkpoint(path, state, meta)
 
@@ -312,6 +318,7 @@ class BridgeResult:
             coupling=dict(meta.get("coupling") or {}),
             validation=dict(meta.get("validation") or {}),
             choices=dict(meta.get("choices") or {}),
+            family=dict(meta.get("family") or {}),
         )
 
 

@@ -28,6 +28,7 @@ from ..losses import sample_times
 from ..progress import Progress, format_seconds
 from ..threads import torch_threads
 from ..train import ema_update
+from . import family
 from .auto import AutoChoices, learning_rates
 from .config import SBConfig
 from .couplings import MinibatchPairs, PairedRows, restore_coupling
@@ -120,6 +121,8 @@ def solve_bridge(
     say = say if group.is_main else (lambda m: None)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     with torch_threads(cfg.threads):
+        if cfg.drift_family == "auto":
+            return _solve_auto_family(x0, x1, eps, interpolant, cfg, say, ckpt, checkpoint_every, resume, group)
         return _solve(x0, x1, eps, interpolant, cfg, say, ckpt, checkpoint_every, resume, group)
 
 
@@ -223,6 +226,76 @@ class _Run:
 
 
 def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool, group):
+    st, run, choices = _start(x0, x1, eps, interpolant, cfg, say, ckpt, every, resume, group)
+    _train(st, run)
+    return _result(st, run, choices)
+
+
+def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every: float, resume: bool, group):
+    """``drift_family="auto"`` (:mod:`bridge.sb.family`): the mixture family's trial on the training
+    part, the test on the held-out part, then the rest of the mixture run or a network solve."""
+    eps = check_problem(x0, x1, eps)
+    net_cfg = replace(cfg, drift_family="network")
+    why = family.network_only(cfg, interpolant is not None, x0.shape[0], x1.shape[0])
+    if why is not None:
+        say(f"[solve] drift family 'auto': network ({why})")
+        return _with_family(
+            _solve(x0, x1, eps, interpolant, net_cfg, say, ckpt, every, resume, group),
+            {"family": "network", "reason": f"network: {why}"},
+        )
+    split = family.split_for_test(x0, x1, cfg.seed)
+    try:  # a network solve after a rejected trial (its record is in the checkpoint)?
+        restored = read_checkpoint(ckpt, problem_record(x0, x1, eps, net_cfg)) if resume else None
+    except CheckpointMismatchError:
+        restored = None
+    if restored is not None:
+        old = {"family": "network", "reason": "network: resumed from a network-family checkpoint", "trial_s": 0.0}
+        record = restored[1]["coupling_info"].get("family", old)
+        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, True, group)
+    mix_cfg = replace(cfg, drift_family="mixture")
+    st, run, choices = _start(split.x0, split.x1, eps, None, mix_cfg, say, ckpt, every, resume, group)
+    record = run.coupling_info.get("family")  # a resumed run past its trial
+    if record is None:
+        say(
+            f"[solve] drift family 'auto': the mixture family's trial ({family.TRIAL_SHARE:.0%} of its run), "
+            f"then a test on {split.test0.shape[0]} held-out points per side"
+        )
+        _train(st, run, stop_frac=family.TRIAL_SHARE)
+        record = family.mixture_test(st.drift_out, split, cfg.seed)
+        record |= {"trial_steps": st.step, "trial_s": round(run.elapsed(st), 3)}
+        say(f"[solve] drift family 'auto': {record['reason']}")
+    if record["family"] == "network":
+        if ckpt is not None and group.is_main:
+            ckpt.unlink(missing_ok=True)  # the trial's state; the network solve writes its own
+        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, False, group)
+    run.coupling_info = run.coupling_info | {"family": record}
+    _train(st, run)
+    return _result(st, run, choices)
+
+
+def _network_after_trial(x0, x1, eps, cfg: SBConfig, record: dict, say, ckpt, every, resume, group):
+    """The network family on all samples, with the time budget that the mixture's trial left."""
+    if cfg.time_budget is not None:
+        cfg = replace(
+            cfg, time_budget=max(cfg.time_budget - record["trial_s"], family.MIN_BUDGET_SHARE * cfg.time_budget)
+        )
+    st, run, choices = _start(x0, x1, eps, None, cfg, say, ckpt, every, resume, group)
+    run.coupling_info = run.coupling_info | {"family": record}
+    _train(st, run)
+    res = _result(st, run, choices)
+    res.wall_s += record["trial_s"]
+    return res
+
+
+def _with_family(res: BridgeResult, record: dict) -> BridgeResult:
+    """``res`` with the family decision recorded (``family`` and ``choices["drift_family"]``)."""
+    res.family = dict(record)
+    res.choices = res.choices | {"drift_family": record["reason"]}
+    return res
+
+
+def _start(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool, group):
+    """The state, the run and the ``"auto"`` choices of a solve (resumed from ``ckpt`` when asked)."""
     eps = check_problem(x0, x1, eps)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
     problem = problem_record(x0, x1, eps, cfg)
@@ -271,13 +344,14 @@ def _solve(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
         st.load_checkpoint(*restored)
         say(f"[solve] resumed from {ckpt} at outer step {st.step} ({st.elapsed0:.1f}s of training so far)")
     _own_stream(st, run, restored)
-    _train(st, run)
-    return _result(st, run, choices)
+    return st, run, choices
 
 
-def _train(st: TrainState, run: _Run) -> None:
+def _train(st: TrainState, run: _Run, stop_frac: float | None = None) -> None:
     """The loop: warm-up, then outer steps (each after ``inner_steps`` inner ones) until the steps,
-    the time budget or the patience run out; refinement rounds start at their share of the budget."""
+    the time budget or the patience run out; refinement rounds start at their share of the budget.
+    With ``stop_frac`` it pauses once that share of the budget is used (a later call continues
+    exactly as an uninterrupted run)."""
     cfg = run.cfg
     while st.warm_done < cfg.warmup_steps:
         run.sync(st)
@@ -290,6 +364,9 @@ def _train(st: TrainState, run: _Run) -> None:
         run.tick(st)
     while st.stopped_by == "steps" and st.step < cfg.outer_steps:
         run.sync(st)
+        if stop_frac is not None and run.frac_done(st, st.step) >= stop_frac:
+            run.maybe_save(st, force=True)
+            return
         if run.out_of_time(st):
             st.stopped_by = "time_budget"
             break
@@ -494,7 +571,9 @@ def _result(st: TrainState, run: _Run, choices: AutoChoices) -> BridgeResult:
         run.say(f"[solve] warning: {msg[len('solve_bridge: ') :]}")
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
     validation = _returned_state(st, run) if st.validation is not None else {}
-    coupling = run.coupling_info
+    coupling = dict(run.coupling_info)
+    record = coupling.pop("family", None)
+    reasons = dict(choices.reasons) | ({"drift_family": record["reason"]} if record else {})
     if choices.refine_rounds:
         refine = {"rounds": choices.refine_rounds, "share": run.cfg.refine_share, "pairs": run.cfg.refine_pairs}
         coupling = coupling | {"refine": refine | {"started": st.refine_started}}
@@ -511,7 +590,8 @@ def _result(st: TrainState, run: _Run, choices: AutoChoices) -> BridgeResult:
         config=run.cfg,
         coupling=coupling,
         validation=validation,
-        choices=dict(choices.reasons),
+        choices=reasons,
+        family=record or {},
     )
 
 

@@ -60,7 +60,15 @@ def test_solve_writes_the_run_directory(run_dir):
     assert [r["step"] for r in t["history"]] == list(range(1, 7))
     # the settings as used: no "auto" left, and why each was chosen
     assert "auto" not in (t["config"]["coupling"], t["config"]["gradient_drift"], t["config"]["refine_rounds"])
-    assert set(t["auto_choices"]) == {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer"}
+    assert set(t["auto_choices"]) == {
+        "coupling",
+        "gradient_drift",
+        "refine_rounds",
+        "lr_inner",
+        "lr_outer",
+        "drift_family",
+    }
+    assert t["family"]["family"] == t["config"]["drift_family"] == "network"  # too few samples to test the mixture
     assert t["auto_choices"]["coupling"] == t["coupling"]["reason"]
     assert rep["timings"]["training_s"] > 0 and rep["timings"]["evaluation_s"] > 0
     assert {"torch", "pot", "geomloss", "numpy", "bridge"} <= set(rep["versions"])

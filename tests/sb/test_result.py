@@ -37,7 +37,8 @@ def test_save_load_round_trip(tmp_path, drift_form, interpolant):
     assert all(torch.equal(curves[k], curves_back[k]) for k in curves)
     # the stored config is the one given, with its "auto" settings resolved
     resolved = {
-        k: getattr(res.config, k) for k in ("coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer")
+        k: getattr(res.config, k)
+        for k in ("coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer", "drift_family")
     }
     assert back.config == res.config == dataclasses.replace(cfg, **resolved) and "auto" not in resolved.values()
     assert back.eps == 0.7 and back.history == res.history and back.steps == 3

@@ -233,7 +233,7 @@ def _pair_sampler(x0, x1, eps, cfg, gen, say):
     """The coupling that solve_bridge builds for ``cfg`` (its ``"auto"`` choice included) and its record."""
     from bridge.sb.setup import couple as _couple
 
-    _, draw, info = _couple(cfg, x0, x1, eps, gen, say, None)
+    _, draw, info = _couple(dataclasses.replace(cfg, drift_family="network"), x0, x1, eps, gen, say, None)
     return draw, info
 
 
