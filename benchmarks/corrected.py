@@ -122,7 +122,8 @@ def fit_methods(x0, x1, eps, args):
             t0 = time.perf_counter()
             res = fit_corrected(
                 x0, x1, eps, mixture=mix, steps=None, time_budget=args.budget,
-                mixture_lr=args.mixture_lr if mlr is None else mlr, estimator=estimator,
+                mixture_lr=args.mixture_lr if mlr is None else mlr, estimator=estimator, lr=args.lr,
+                hidden=args.hidden,
                 proposals=args.proposals, generator=g, progress=say,
             )  # fmt: skip
             out = {"kind": "corrected", "fit": res, "train_s": time.perf_counter() - t0, "steps": res.steps}
@@ -179,6 +180,15 @@ def run_mix(name: str, args) -> dict:
     return rec
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository when inside it (records stay machine-independent)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def table(records: list[dict]) -> str:
     lines = [
         "| problem | metric | floor | method | score | held-out L | ESS / M | fit s | steps |",
@@ -204,6 +214,8 @@ def parse_args(argv=None):
     p.add_argument("--corrected-components", default="8", help="K of the mixtures that get corrected")
     p.add_argument("--modes", default="frozen,joint", help=f"corrected fits, a subset of {','.join(MODES)}")
     p.add_argument("--budget", type=float, default=60.0, help="seconds per fit (mixture; correction)")
+    p.add_argument("--lr", type=float, default=1e-3, help="the correction's learning rate (fit_corrected's lr)")
+    p.add_argument("--hidden", type=int, default=64, help="the correction's width")
     p.add_argument("--mixture-lr", type=float, default=1e-3, help="the mixture's rate in the joint corrected fit")
     p.add_argument("--proposals", type=int, default=64, help="SIR proposals per draw")
     p.add_argument("--n-train", type=int, default=10_000, help="training samples per side")
@@ -240,6 +252,7 @@ def main(argv=None):
         rec = run_2d(name, spec, args) if spec["kind"] == "2d" else run_mix(name, args)
         rec["wall_s"] = time.perf_counter() - t0
         rec["config"] = vars(args) | {"command": "python benchmarks/corrected.py " + " ".join(sys.argv[1:])}
+        rec["config"]["out_dir"] = _relative(out_dir)
         rec["versions"] = {"bridge": __version__, "torch": torch.__version__, "python": platform.python_version()}
         path = out_dir / f"corrected_{name}.json"
         path.write_text(json.dumps(rec, indent=2, default=str))
