@@ -32,7 +32,8 @@ Usage::
     python benchmarks/corrected.py --problems mix16-r1 --components 50 --corrected-components 50
 
 Prints a markdown table and writes JSON (``benchmarks/results/corrected_<problem>.json`` per
-problem); progress lines go to stderr. One torch thread (``--threads``).
+problem, ``corrected_<problem>_<tag>.json`` with ``--tag``); progress lines go to stderr. One
+torch thread (``--threads``).
 """
 
 from __future__ import annotations
@@ -97,8 +98,7 @@ def heldout_objective(method, data: dict, args, g) -> float:
         if method["kind"] == "mixture":
             return float(lightsb_loss(method["fit"].potential, data["x0_kl"], data["x1_kl"]))
         pot = method["fit"].potential
-        J = max(1, args.kl_draws // pot.mixture.n_components)
-        return float(corrected_loss(pot, data["x0_kl"], data["x1_kl"], J, generator=g))
+        return float(corrected_loss(pot, data["x0_kl"], data["x1_kl"], args.kl_draws, generator=g))
 
 
 def draw_fn(method, args):
@@ -227,6 +227,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is)")
     p.add_argument("--out-dir", default=str(RESULTS))
+    p.add_argument("--tag", default="", help="written to corrected_<problem>_<tag>.json (default: no suffix)")
     args = p.parse_args(argv)
     args.problems = [s.strip() for s in args.problems.split(",") if s.strip()]
     for name in args.problems:
@@ -254,7 +255,7 @@ def main(argv=None):
         rec["config"] = vars(args) | {"command": "python benchmarks/corrected.py " + " ".join(sys.argv[1:])}
         rec["config"]["out_dir"] = _relative(out_dir)
         rec["versions"] = {"bridge": __version__, "torch": torch.__version__, "python": platform.python_version()}
-        path = out_dir / f"corrected_{name}.json"
+        path = out_dir / (f"corrected_{name}_{args.tag}.json" if args.tag else f"corrected_{name}.json")
         path.write_text(json.dumps(rec, indent=2, default=str))
         records.append(rec)
         say(f"wrote {path}")

@@ -159,41 +159,54 @@ class CorrectedPotential(nn.Module):
         r""":math:`\log v(y) = \log v_{\mathrm{mix}}(y) + f(y)`, ``(n,)``."""
         return self.mixture.log_v(y) + self.f(y)
 
-    def log_mean_exp_f(self, x0: Tensor, per_component: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Stratified estimate of :math:`\log \mathbb E_{y \sim q_{\mathrm{mix}}(\cdot\mid x_0)} e^{f(y)}`, ``(n,)``:
+    def log_mean_exp_f(self, x0: Tensor, draws: int = 16, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""Stratified estimate of :math:`\log Z(x_0)`, ``(n,)``,
+        :math:`Z(x_0) = \mathbb E_{y \sim q_{\mathrm{mix}}(\cdot\mid x_0)} e^{f(y)}`:
 
         .. math::
-            \log \sum_{k=1}^K w_k(x_0)\, \frac1J \sum_{j=1}^J e^{f(y_{kj})}, \qquad
-            y_{kj} = \mu_k + S_k x_0 + \sqrt r\, \mathrm{chol}(S_k)\, \xi_{kj},\ \ \xi_{kj} \sim N(0, I),
+            \log \frac1M \sum_{j=1}^M e^{f(y_j)}, \qquad
+            y_j = \mu_{k_j} + S_{k_j} x_0 + \sqrt r\, \mathrm{chol}(S_{k_j})\, \xi_j,\ \ \xi_j \sim N(0, I),
 
-        with :math:`w_k(x_0)` the conditional's component weights and ``J = per_component`` draws of
-        every component (reparameterised, so gradients reach the mixture too). The sum inside the
-        log is unbiased for :math:`\mathbb E e^f` with no variance from the choice of components;
-        the log of it is biased low by about :math:`\mathrm{Var}/(2\,\mathrm{mean}^2)` of that sum
-        (docs/math.md §5.14). Costs ``n K J`` evaluations of :math:`f`.
+        with ``M = draws`` components :math:`k_j` chosen by systematic sampling from the
+        conditional's weights :math:`w_k(x_0)` (one uniform offset :math:`U` per row,
+        :math:`k_j = F^{-1}((j - 1 + U)/M)`): every component gets :math:`\lfloor M w_k\rfloor` or
+        :math:`\lceil M w_k\rceil` draws, so the choice of components adds almost no variance, and
+        the cost is ``M`` evaluations of :math:`f` per row whatever ``K``. The mean inside the log is
+        unbiased for :math:`Z`; the log of it is biased low by about :math:`\mathrm{Var}/(2Z^2)`
+        (docs/math.md §5.14). The draws are reparameterised, and the weights enter through
+        :math:`w_{k_j} / \mathrm{sg}(w_{k_j})` (1 in value), so gradients reach every mixture parameter.
         """
-        log_w, fy = self._stratified_f(x0, per_component, generator)
-        return torch.logsumexp(log_w + fy, dim=(1, 2)) - math.log(fy.shape[-1])
+        fy = self._stratified_f(x0, draws, generator)
+        return torch.logsumexp(fy, dim=-1) - math.log(fy.shape[-1])
 
-    def _stratified_f(self, x0: Tensor, per_component: int, generator) -> tuple[Tensor, Tensor]:
-        r""":math:`\log w_k(x_0)` ``(n, K, 1)`` and :math:`f(y_{kj})` ``(n, K, J)`` at ``J`` reparameterised
-        draws :math:`y_{kj}` of each component of :math:`q_{\mathrm{mix}}(\cdot \mid x_0)`."""
+    def _stratified_f(self, x0: Tensor, draws: int, generator) -> Tensor:
+        r""":math:`f(y_j) + \log w_{k_j} - \mathrm{sg}(\log w_{k_j})` ``(n, M)`` at the ``M`` systematic draws
+        :math:`y_j` of :math:`q_{\mathrm{mix}}(\cdot \mid x_0)` (:meth:`log_mean_exp_f`)."""
         x = self.mixture._check_x(x0, "x0")
-        J = _check_count(per_component, "per_component")
+        M = _check_count(draws, "draws")
         cond = self.mixture.conditional(x)
         (n, K, d) = cond.means.shape
-        xi = torch.randn(n, K, J, d, generator=generator, dtype=x.dtype, device=x.device)
-        y = cond.means.unsqueeze(2) + torch.einsum("kef,nkjf->nkje", cond.scale_tril, xi)
-        return cond.log_weights.unsqueeze(-1), self.f(y.reshape(-1, d)).view(n, K, J)
+        offset = torch.rand(n, 1, generator=generator, dtype=x.dtype, device=x.device)
+        u = (torch.arange(M, dtype=x.dtype, device=x.device) + offset) / M
+        cdf = torch.cumsum(cond.log_weights.detach().exp(), dim=-1)
+        comp = torch.searchsorted(cdf, u).clamp_(max=K - 1)  # (n, M)
+        means = torch.gather(cond.means, 1, comp.unsqueeze(-1).expand(n, M, d))
+        xi = torch.randn(n, M, d, generator=generator, dtype=x.dtype, device=x.device)
+        if self.mixture.covariance == "diagonal":  # scale_tril is diagonal: no (n, M, d, d) gather
+            y = means + cond.scale_tril.diagonal(dim1=-2, dim2=-1)[comp] * xi
+        else:
+            y = means + torch.einsum("nmef,nmf->nme", cond.scale_tril[comp], xi)
+        log_w = torch.gather(cond.log_weights, 1, comp)
+        return self.f(y.reshape(-1, d)).view(n, M) + log_w - log_w.detach()
 
-    def log_c_estimate(self, x0: Tensor, per_component: int = 4, *, generator: torch.Generator | None = None) -> Tensor:
+    def log_c_estimate(self, x0: Tensor, draws: int = 16, *, generator: torch.Generator | None = None) -> Tensor:
         r""":math:`\log c(x_0) = \log c_{\mathrm{mix}}(x_0) + \log\mathbb E_{q_{\mathrm{mix}}(\cdot\mid x_0)} e^{f}`,
         ``(n,)``, the second term by :meth:`log_mean_exp_f` (a Monte Carlo estimate, biased low;
         exact when :math:`f` is constant)."""
-        return self.mixture.log_c(x0) + self.log_mean_exp_f(x0, per_component, generator=generator)
+        return self.mixture.log_c(x0) + self.log_mean_exp_f(x0, draws, generator=generator)
 
     def log_c_bound(
-        self, x0: Tensor, a: Tensor, per_component: int = 4, *, generator: torch.Generator | None = None
+        self, x0: Tensor, a: Tensor, draws: int = 16, *, generator: torch.Generator | None = None
     ) -> Tensor:
         r"""An unbiased estimate of an upper bound of :math:`\log c(x_0)`, ``(n,)``, for any ``a`` ``(n,)``:
 
@@ -202,7 +215,7 @@ class CorrectedPotential(nn.Module):
                 + e^{-a}\,\mathbb E_{q_{\mathrm{mix}}(\cdot\mid x_0)} e^{f},
 
         from :math:`\log z \le z e^{-a} + a - 1` (equality at :math:`a = \log z`), with the
-        expectation by the stratified sum of :meth:`log_mean_exp_f`, unbiased. Unlike the log of a
+        expectation by the stratified mean of :meth:`log_mean_exp_f` (``draws`` per row), unbiased. Unlike the log of a
         Monte Carlo mean, minimising it over :math:`f` cannot profit from the estimator's bias
         (docs/math.md §5.14); ``a`` should not depend on the draws (e.g. a network of ``x0``).
 
@@ -214,10 +227,10 @@ class CorrectedPotential(nn.Module):
             >>> torch.allclose(pot.log_c_bound(x0, torch.zeros(4)), pot.mixture.log_c(x0))  # f = 0, a = 0: tight
             True
         """
-        log_w, fy = self._stratified_f(x0, per_component, generator)
+        fy = self._stratified_f(x0, draws, generator)
         if not isinstance(a, Tensor) or a.shape != fy.shape[:1]:
             raise ValueError(f"a: expected a tensor of shape ({fy.shape[0]},), got {getattr(a, 'shape', a)!r}")
-        mean = torch.exp(log_w + fy - a.view(-1, 1, 1)).sum(dim=(1, 2)) / fy.shape[-1]
+        mean = torch.exp(fy - a.view(-1, 1)).mean(dim=-1)
         return self.mixture.log_c(x0) + a - 1.0 + mean
 
     @torch.no_grad()

@@ -41,7 +41,7 @@ def corrected_loss(
     potential: CorrectedPotential,
     x0: Tensor,
     x1: Tensor,
-    per_component: int = 4,
+    draws: int = 16,
     *,
     normaliser: nn.Module | None = None,
     generator: torch.Generator | None = None,
@@ -53,7 +53,7 @@ def corrected_loss(
     :math:`\widehat{\log c}` the upper bound :meth:`~bridge.sb.CorrectedPotential.log_c_bound` with
     :math:`a = ` ``normaliser(x0)`` (a module mapping ``(n, d)`` to ``(n,)``), or, without a
     normaliser, the log of the stratified mean
-    (:meth:`~bridge.sb.CorrectedPotential.log_c_estimate`); ``per_component`` draws per component.
+    (:meth:`~bridge.sb.CorrectedPotential.log_c_estimate`); ``draws`` per row.
     With :math:`f = 0` (and :math:`a = 0`) it equals :func:`~bridge.sb.lightsb_loss`.
 
     Example:
@@ -65,9 +65,9 @@ def corrected_loss(
         True
     """
     if normaliser is None:
-        log_c = potential.log_c_estimate(x0, per_component, generator=generator)
+        log_c = potential.log_c_estimate(x0, draws, generator=generator)
     else:
-        log_c = potential.log_c_bound(x0, normaliser(x0), per_component, generator=generator)
+        log_c = potential.log_c_bound(x0, normaliser(x0), draws, generator=generator)
     return log_c.mean() - potential.log_v(x1).mean()
 
 
@@ -123,7 +123,7 @@ class CorrectedResult:
 
 
 def _check_options(opts: dict) -> None:
-    for name in ("batch_size", "per_component", "proposals", "hidden", "depth"):
+    for name in ("batch_size", "draws", "proposals", "hidden", "depth"):
         v = opts[name]
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name}: expected a positive int, got {v!r}")
@@ -174,7 +174,7 @@ def fit_corrected(
     lr: float = 1e-3,
     mixture_lr: float = 0.0,
     batch_size: int = 256,
-    per_component: int = 2,
+    draws: int = 16,
     estimator: str = "bound",
     proposals: int = 64,
     hidden: int = 64,
@@ -205,7 +205,8 @@ def fit_corrected(
         steps, time_budget: of the second stage (the first limit reached ends it).
         lr, mixture_lr: Adam's initial rates of the correction and of the mixture.
         batch_size: rows per side per step.
-        per_component: draws per component per row in the estimate of :math:`\log c`.
+        draws: draws of :math:`q_{\mathrm{mix}}(\cdot \mid x_0)` per row in the estimate of :math:`\log c`,
+            stratified over the components (:meth:`~bridge.sb.CorrectedPotential.log_mean_exp_f`).
         estimator: ``"bound"``: train on the upper bound of
             :meth:`~bridge.sb.CorrectedPotential.log_c_bound` with :math:`a(x_0)` a second network
             trained with :math:`f` (an unbiased estimate of an upper bound of the objective);
@@ -235,7 +236,7 @@ def fit_corrected(
     if x0.shape[1] != x1.shape[1]:
         raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
     opts = dict(steps=steps, time_budget=time_budget, lr=lr, mixture_lr=mixture_lr, batch_size=batch_size)
-    opts |= dict(per_component=per_component, estimator=estimator, proposals=proposals, hidden=hidden, depth=depth)
+    opts |= dict(draws=draws, estimator=estimator, proposals=proposals, hidden=hidden, depth=depth)
     _check_options(opts)
     say = progress if progress is not None else (lambda m: print(m, file=sys.stderr, flush=True))
     x1 = x1.to(x0)
@@ -283,7 +284,7 @@ def _train(pot: CorrectedPotential, x0: Tensor, x1: Tensor, opts: dict, gen, say
             group["lr"] = group["base"] * _lr_factor("cosine", step, elapsed, steps, budget)
         i0 = torch.randint(0, x0.shape[0], (bs,), generator=gen).to(x0.device)
         i1 = torch.randint(0, x1.shape[0], (bs,), generator=gen).to(x1.device)
-        loss = corrected_loss(pot, x0[i0], x1[i1], opts["per_component"], normaliser=norm, generator=gen)
+        loss = corrected_loss(pot, x0[i0], x1[i1], opts["draws"], normaliser=norm, generator=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
