@@ -198,6 +198,8 @@ def train_fields(
             )
         elif set(models) != set(fields):
             raise ValueError(f"models: expected networks for {fields}, got {tuple(models)}")
+        else:  # e.g. a result's moving averages, which are returned with requires_grad off
+            models = {f: m.requires_grad_(True) for f, m in models.items()}
         if group.rank > 0:  # the same initial weights on every rank, then each rank's own draws
             gen.manual_seed(group.rank_seed(seed))
         opt = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=lr)

@@ -88,6 +88,19 @@ def test_time_budget_stops_training():
     assert res.stopped_by == "time_budget" and 0 < res.steps < 10**6
 
 
+def test_training_continues_from_a_results_averaged_models():
+    """The returned moving averages have requires_grad off; passing them back trains them on
+    (the loss falls), not an error."""
+    g = torch.Generator().manual_seed(2)
+    x0, x1 = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) + 1.0
+    kw = dict(fields=("b", "eta"), batch_size=64, hidden=8, depth=1, seed=3, log_every=0)
+    first = train_fields(Linear(), x0, x1, steps=20, **kw)
+    before = {f: [p.detach().clone() for p in m.parameters()] for f, m in first.models.items()}
+    more = train_fields(Linear(), x0, x1, steps=20, models=first.models, **kw)
+    moved = [not torch.equal(p, q) for f in before for p, q in zip(before[f], more.models[f].parameters())]
+    assert all(moved)
+
+
 def test_progress_output():
     lines = []
     x = torch.randn(100, 2)
