@@ -236,6 +236,7 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
     part, the test on the held-out part, then the rest of the mixture run or a network solve."""
     eps = check_problem(x0, x1, eps)
     net_cfg = replace(cfg, drift_family="network")
+    say = _warn_once(say)  # the trial's warnings (eps against the data's scale) are not repeated
     why = family.network_only(cfg, interpolant is not None, x0.shape[0], x1.shape[0])
     if why is not None:
         say(f"[solve] drift family 'auto': network ({why})")
@@ -271,6 +272,18 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     return _result(st, run, choices)
+
+
+def _warn_once(say):
+    """``say`` that passes each warning line once."""
+    said: set = set()
+
+    def once(msg):
+        if not (msg.startswith("[solve] warning:") and msg in said):
+            said.add(msg)
+            say(msg)
+
+    return once
 
 
 def _network_after_trial(x0, x1, eps, cfg: SBConfig, record: dict, say, ckpt, every, resume, group):
