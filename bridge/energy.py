@@ -10,7 +10,7 @@ How a sum of ``n x m`` distances is computed is decided in one place, :func:`ene
   :math:`|x_i - x_i| = 0` exactly;
 * ``"tiled"`` beyond: tiles of squared distances :math:`|x|^2 + |y|^2 - 2 x \cdot y`, one ``addmm``
   each, in float32 on points shifted by a common mean, with each tile's sum accumulated in float64.
-  several times faster than the exact blocks (benchmarks/README.md §21 measures both); the float32
+  Several times faster than the exact blocks (benchmarks/README.md §21 measures both); the float32
   rounding of each distance is ~1e-7 relative, far below the sampling noise of an energy
   distance of this many points (of order :math:`E|X - X'| / n`).
 
