@@ -210,8 +210,8 @@ def fit_corrected(
         estimator: ``"bound"``: train on the upper bound of
             :meth:`~bridge.sb.CorrectedPotential.log_c_bound` with :math:`a(x_0)` a second network
             trained with :math:`f` (an unbiased estimate of an upper bound of the objective);
-            ``"log_mean"``: on the log of the stratified Monte Carlo mean, which is biased low and
-            lets :math:`f` grow spikes that the draws miss (docs/math.md §5.14).
+            ``"log_mean"``: on the log of the stratified Monte Carlo mean, which is biased low and can
+            let :math:`f` grow spikes that the draws miss (docs/math.md §5.14).
         proposals: SIR proposals per draw of the result's :meth:`~CorrectedResult.sample`.
         hidden, depth: of the correction's MLP (:class:`~bridge.sb.Correction`).
         generator: randomness of both stages (a CPU generator).
