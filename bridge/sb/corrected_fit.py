@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from ..conventions import check_eps
 from ..threads import DEFAULT_THREADS, torch_threads
 from .corrected import CorrectedPotential, Correction
 from .couplings import check_samples
-from .lightsb import LOG_LINES, LOG_SECONDS, LightSBResult, _lr_factor, fit_lightsb
+from .lightsb import LightSBResult, fit_lightsb, minibatch_adam
 from .potential import MixturePotential
 
 __all__ = ["CorrectedResult", "corrected_loss", "fit_corrected"]
@@ -272,28 +271,10 @@ def _train(pot: CorrectedPotential, x0: Tensor, x1: Tensor, opts: dict, gen, say
     if not frozen:
         groups.append({"params": list(pot.mixture.parameters()), "lr": opts["mixture_lr"], "base": opts["mixture_lr"]})
     opt = torch.optim.Adam(groups)
-    steps, budget, bs = opts["steps"], opts["time_budget"], opts["batch_size"]
-    t0 = time.perf_counter()
-    step, history, stopped_by, last_log = 0, [], "steps", t0
-    while steps is None or step < steps:
-        elapsed = time.perf_counter() - t0
-        if budget is not None and elapsed >= budget:
-            stopped_by = "time_budget"
-            break
-        for group in opt.param_groups:
-            group["lr"] = group["base"] * _lr_factor("cosine", step, elapsed, steps, budget)
-        i0 = torch.randint(0, x0.shape[0], (bs,), generator=gen).to(x0.device)
-        i1 = torch.randint(0, x1.shape[0], (bs,), generator=gen).to(x1.device)
-        loss = corrected_loss(pot, x0[i0], x1[i1], opts["draws"], normaliser=norm, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        now = time.perf_counter()
-        if step == steps or (steps and step % max(1, steps // LOG_LINES) == 0) or now - last_log > LOG_SECONDS:
-            last_log = now
-            history.append({"step": step, "loss": float(loss.detach()), "elapsed_s": now - t0})
-            say(f"[corrected] step {step}  loss {history[-1]['loss']:.4f}  {history[-1]['elapsed_s']:.1f}s")
+
+    def loss_of(a, b):
+        return corrected_loss(pot, a, b, opts["draws"], normaliser=norm, generator=gen)
+
+    step, stopped_by, history, train_s = minibatch_adam(opt, loss_of, x0, x1, opts, gen, say, "corrected")
     pot.eval()
-    train_s = time.perf_counter() - t0
     return CorrectedResult(pot, None, step, stopped_by, train_s, history, opts, opts["proposals"], norm)

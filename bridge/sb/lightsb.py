@@ -201,8 +201,26 @@ def _lr_factor(schedule: str, step: int, elapsed: float, steps: int | None, budg
 
 def _train(pot: MixturePotential, x0: Tensor, x1: Tensor, opts: dict, gen, say) -> LightSBResult:
     """The Adam loop of :func:`fit_lightsb` until the steps or the time budget run out."""
-    opt = torch.optim.Adam(pot.parameters(), lr=opts["lr"])
+    opt = torch.optim.Adam([{"params": list(pot.parameters()), "lr": opts["lr"], "base": opts["lr"]}])
+    step, stopped_by, history, train_s = minibatch_adam(
+        opt, lambda a, b: lightsb_loss(pot, a, b), x0, x1, opts, gen, say, "lightsb"
+    )
+    pot.eval()
+    return LightSBResult(pot, step, stopped_by, train_s, history, opts)
+
+
+def minibatch_adam(opt, loss_of, x0: Tensor, x1: Tensor, opts: dict, gen, say, tag: str):
+    """Steps of ``opt`` on ``loss_of(x0[i0], x1[i1])`` over independent minibatches of
+    ``opts["batch_size"]`` rows per side (drawn with replacement from ``gen``), until
+    ``opts["steps"]`` or ``opts["time_budget"]`` runs out; each parameter group's rate is its
+    ``"base"`` times :func:`_lr_factor` of ``opts["schedule"]`` (cosine when absent). A record and
+    a ``[tag]`` line about :data:`LOG_LINES` times per run and at least every :data:`LOG_SECONDS`.
+
+    Returns:
+        ``(steps taken, stopped_by, history, seconds)``.
+    """
     steps, budget, bs = opts["steps"], opts["time_budget"], opts["batch_size"]
+    schedule = opts.get("schedule", "cosine")
     t0 = time.perf_counter()
     step, history, stopped_by, last_log = 0, [], "steps", t0
     while steps is None or step < steps:
@@ -211,10 +229,10 @@ def _train(pot: MixturePotential, x0: Tensor, x1: Tensor, opts: dict, gen, say) 
             stopped_by = "time_budget"
             break
         for group in opt.param_groups:
-            group["lr"] = opts["lr"] * _lr_factor(opts["schedule"], step, elapsed, steps, budget)
+            group["lr"] = group["base"] * _lr_factor(schedule, step, elapsed, steps, budget)
         i0 = torch.randint(0, x0.shape[0], (bs,), generator=gen).to(x0.device)
         i1 = torch.randint(0, x1.shape[0], (bs,), generator=gen).to(x1.device)
-        loss = lightsb_loss(pot, x0[i0], x1[i1])
+        loss = loss_of(x0[i0], x1[i1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -223,6 +241,5 @@ def _train(pot: MixturePotential, x0: Tensor, x1: Tensor, opts: dict, gen, say) 
         if step == steps or (steps and step % max(1, steps // LOG_LINES) == 0) or now - last_log > LOG_SECONDS:
             last_log = now
             history.append({"step": step, "loss": float(loss.detach()), "elapsed_s": now - t0})
-            say(f"[lightsb] step {step}  loss {history[-1]['loss']:.4f}  {history[-1]['elapsed_s']:.1f}s")
-    pot.eval()
-    return LightSBResult(pot, step, stopped_by, time.perf_counter() - t0, history, opts)
+            say(f"[{tag}] step {step}  loss {history[-1]['loss']:.4f}  {history[-1]['elapsed_s']:.1f}s")
+    return step, stopped_by, history, time.perf_counter() - t0
