@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..conventions import check_eps
 from ..threads import DEFAULT_THREADS, torch_threads
 from .corrected import CorrectedPotential, Correction
-from .couplings import check_samples
-from .lightsb import LightSBResult, fit_lightsb, minibatch_adam
+from .lightsb import LightSBResult, check_pair, fit_lightsb, minibatch_adam
 from .potential import MixturePotential
 
 __all__ = ["CorrectedResult", "corrected_loss", "fit_corrected"]
@@ -229,11 +227,7 @@ def fit_corrected(
         >>> res.steps, res.sample(x0[:3], per_point=2).shape
         (20, torch.Size([3, 2, 2]))
     """
-    eps = check_eps(eps)
-    check_samples(x0, "x0")
-    check_samples(x1, "x1")
-    if x0.shape[1] != x1.shape[1]:
-        raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
+    eps = check_pair(x0, x1, eps)
     opts = dict(steps=steps, time_budget=time_budget, lr=lr, mixture_lr=mixture_lr, batch_size=batch_size)
     opts |= dict(draws=draws, estimator=estimator, proposals=proposals, hidden=hidden, depth=depth)
     _check_options(opts)

@@ -119,6 +119,16 @@ def _initial_potential(x1: Tensor, eps: float, opts: dict, gen) -> MixturePotent
     )
 
 
+def check_pair(x0: Tensor, x1: Tensor, eps) -> float:
+    """``eps`` as a float, after checking it and the two sample sets ``(n0, d)``, ``(n1, d)``."""
+    eps = check_eps(eps)
+    check_samples(x0, "x0")
+    check_samples(x1, "x1")
+    if x0.shape[1] != x1.shape[1]:
+        raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
+    return eps
+
+
 def fit_lightsb(
     x0: Tensor,
     x1: Tensor,
@@ -176,11 +186,7 @@ def fit_lightsb(
         >>> res.steps, res.sample(x0[:3], per_point=2).shape
         (50, torch.Size([3, 2, 2]))
     """
-    eps = check_eps(eps)
-    check_samples(x0, "x0")
-    check_samples(x1, "x1")
-    if x0.shape[1] != x1.shape[1]:
-        raise ValueError(f"x0 has dimension {x0.shape[1]} but x1 has dimension {x1.shape[1]}")
+    eps = check_pair(x0, x1, eps)
     opts = dict(n_components=n_components, covariance=covariance, steps=steps, time_budget=time_budget, lr=lr)
     opts |= dict(schedule=schedule, batch_size=batch_size, init_scale=init_scale)
     _check_options(opts)

@@ -252,7 +252,7 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
     if restored is not None:
         old = {"family": "network", "reason": "network: resumed from a network-family checkpoint", "trial_s": 0.0}
         record = restored[1]["coupling_info"].get("family", old)
-        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, True, group)
+        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, restored, group)
     mix_cfg = replace(cfg, drift_family="mixture")
     st, run, choices = _start(split.x0, split.x1, eps, None, mix_cfg, say, ckpt, every, resume, group)
     record = run.coupling_info.get("family")  # a resumed run past its trial
@@ -268,7 +268,7 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
     if record["family"] == "network":
         if ckpt is not None and group.is_main:
             ckpt.unlink(missing_ok=True)  # the trial's state; the network solve writes its own
-        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, False, group)
+        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, None, group)
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     return _result(st, run, choices)
@@ -286,13 +286,14 @@ def _warn_once(say):
     return once
 
 
-def _network_after_trial(x0, x1, eps, cfg: SBConfig, record: dict, say, ckpt, every, resume, group):
-    """The network family on all samples, with the time budget that the mixture's trial left."""
+def _network_after_trial(x0, x1, eps, cfg: SBConfig, record: dict, say, ckpt, every, restored, group):
+    """The network family on all samples, with the time budget that the mixture's trial left
+    (resumed from ``restored``, its checkpoint as read, when not None)."""
     if cfg.time_budget is not None:
         cfg = replace(
             cfg, time_budget=max(cfg.time_budget - record["trial_s"], family.MIN_BUDGET_SHARE * cfg.time_budget)
         )
-    st, run, choices = _start(x0, x1, eps, None, cfg, say, ckpt, every, resume, group)
+    st, run, choices = _start(x0, x1, eps, None, cfg, say, ckpt, every, restored is not None, group, restored)
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     res = _result(st, run, choices)
@@ -307,8 +308,11 @@ def _with_family(res: BridgeResult, record: dict) -> BridgeResult:
     return res
 
 
-def _start(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool, group):
-    """The state, the run and the ``"auto"`` choices of a solve (resumed from ``ckpt`` when asked)."""
+def _start(
+    x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, every: float, resume: bool, group, restored=None
+):
+    """The state, the run and the ``"auto"`` choices of a solve (resumed from ``ckpt`` when asked;
+    ``restored``: that checkpoint, already read)."""
     eps = check_problem(x0, x1, eps)
     d, dtype, device = x0.shape[1], x0.dtype, x0.device
     problem = problem_record(x0, x1, eps, cfg)
@@ -321,7 +325,8 @@ def _start(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt: Path | None, ever
     nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen, x1)
     scale = eps_scale_record(x0, x1, eps, say)
     start = time.perf_counter()  # the coupling's plans count against the time budget
-    restored = read_checkpoint(ckpt, problem) if resume else None
+    if restored is None and resume:
+        restored = read_checkpoint(ckpt, problem)
     choices, coupling, info = couple(cfg, x0, x1, eps, gen, say, restored)
     coupling = _shared_coupling(group, coupling, restored, (x0, x1, eps, cfg, gen))
     info = info | {"eps_scale": scale}

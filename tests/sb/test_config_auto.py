@@ -13,6 +13,11 @@ from bridge.sb.auto import LEARNING_RATES
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+def _net(**kw) -> SBConfig:
+    """Settings of the network family (resolve_auto takes a resolved drift family)."""
+    return SBConfig(drift_family="network", **kw)
+
+
 @pytest.mark.parametrize(
     "field, value, error",
     [
@@ -64,21 +69,14 @@ def _unresolved(seed=8, n=600):
 
 def test_auto_settings_follow_the_first_plan_with_reasons():
     x0, x1 = _resolved()
-    c = resolve_auto(SBConfig(drift_family="network", plan_size=200), x0, x1, 0.5, torch.Generator().manual_seed(1))
+    c = resolve_auto(_net(plan_size=200), x0, x1, 0.5, torch.Generator().manual_seed(1))
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("minibatch", False, 0)
     assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer"}
     assert ">=" in c.reasons["coupling"] and (c.lr_inner, c.lr_outer) == LEARNING_RATES["network"]
     assert c.plan["plan_size"] == [200, 200] and c.plan["plan_row_ess_median"] >= 10
     x0, x1 = _unresolved()
     lines = []
-    c = resolve_auto(
-        SBConfig(drift_family="network", plan_size=256),
-        x0,
-        x1,
-        0.01,
-        torch.Generator().manual_seed(1),
-        say=lines.append,
-    )
+    c = resolve_auto(_net(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1), say=lines.append)
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1)
     assert "<" in c.reasons["coupling"] and any("independent coupling" in m for m in lines)
 
@@ -90,9 +88,9 @@ def test_explicit_settings_are_kept_and_draw_nothing():
     g = torch.Generator().manual_seed(3)
     before = g.get_state()
     explicit = dict(coupling="sinkhorn", gradient_drift=True, refine_rounds=2, lr_inner=0.02, lr_outer=0.0)
-    c = resolve_auto(SBConfig(drift_family="network", **explicit), x0, x1, 0.01, g)
+    c = resolve_auto(_net(**explicit), x0, x1, 0.01, g)
     assert c == AutoChoices("sinkhorn", True, 2, 0.02, 0.0) and torch.equal(g.get_state(), before)
-    c = resolve_auto(SBConfig(drift_family="network"), x0, x1, 0.01, g, coupling="independent")
+    c = resolve_auto(_net(), x0, x1, 0.01, g, coupling="independent")
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1) and "coupling" not in c.reasons
     assert torch.equal(g.get_state(), before)
 
@@ -153,7 +151,7 @@ def test_auto_coupling_falls_back_when_the_first_plan_fails(monkeypatch):
     monkeypatch.setattr(auto, "first_plan", fails)
     x0, x1 = _resolved()
     lines = []
-    c = resolve_auto(SBConfig(drift_family="network"), x0, x1, 0.05, torch.Generator().manual_seed(0), say=lines.append)
+    c = resolve_auto(_net(), x0, x1, 0.05, torch.Generator().manual_seed(0), say=lines.append)
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", True, 1)
     assert "did not converge" in c.reasons["coupling"] and any("independent coupling" in m for m in lines)
 
@@ -164,19 +162,10 @@ def test_the_first_plan_reports_its_sweeps(monkeypatch):
     import bridge.progress
 
     x0, x1 = _unresolved(n=300)
-    quiet = resolve_auto(
-        SBConfig(drift_family="network", plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1)
-    )
+    quiet = resolve_auto(_net(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1))
     monkeypatch.setattr(bridge.progress, "EVERY_S", 0.0)
     lines = []
-    c = resolve_auto(
-        SBConfig(drift_family="network", plan_size=256),
-        x0,
-        x1,
-        0.01,
-        torch.Generator().manual_seed(1),
-        say=lines.append,
-    )
+    c = resolve_auto(_net(plan_size=256), x0, x1, 0.01, torch.Generator().manual_seed(1), say=lines.append)
     assert (c.coupling, c.reasons, c.plan["plan_row_ess_median"]) == (
         quiet.coupling,
         quiet.reasons,
