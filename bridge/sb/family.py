@@ -14,9 +14,10 @@ network family, which can represent any drift, takes over. The procedure (docs/m
    time budget, whichever comes first; the learning-rate schedule is the full run's).
 3. Draw one exact :math:`x_1` for each held-out :math:`x_0` and compare these with the held-out
    :math:`x_1` by the energy two-sample test (:func:`energy_test`; Székely and Rizzo 2004).
-4. p-value :math:`\ge` :data:`TEST_LEVEL`: the mixture run continues to its end (the result is
-   exactly a ``drift_family="mixture"`` run on the training part). Otherwise the network family
-   solves on all the samples with the rest of the time budget.
+4. p-value :math:`\ge` :data:`TEST_LEVEL`: the mixture run continues to its end, and the held-out
+   points join its training samples (:func:`join_held_out`; the independent coupling, the mixture
+   family's own). Otherwise the network family solves on all the samples with the rest of the
+   time budget.
 
 Settings that only the network family takes (another ``drift_form``, ``gradient_drift=True``, the
 neural interpolant, a custom interpolant) choose it without a test (:func:`network_only`).
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from ..metrics import energy_distance
 from .config import SBConfig
+from .couplings import Coupling, IndependentPairs
 
 __all__ = [
     "MIN_BUDGET_SHARE",
@@ -43,6 +45,7 @@ __all__ = [
     "EnergyTest",
     "FamilySplit",
     "energy_test",
+    "join_held_out",
     "mixture_test",
     "network_only",
     "split_for_test",
@@ -234,3 +237,20 @@ def mixture_test(potential, split: FamilySplit, seed: int) -> dict:
         "permutations": test.permutations,
         "test_points": m,
     }
+
+
+def join_held_out(coupling: Coupling, split: FamilySplit) -> tuple[Coupling, int]:
+    """After the test kept the mixture family: the coupling that also draws the held-out points, and
+    how many joined per side. The independent coupling (the mixture family's ``"auto"`` choice)
+    takes them; another coupling (a user's choice) keeps the training part, and 0 joined.
+
+    Example:
+        >>> s = split_for_test(torch.randn(2000, 3), torch.randn(2000, 3), seed=0)
+        >>> c, k = join_held_out(IndependentPairs(s.x0, s.x1, torch.Generator()), s)
+        >>> k, c.x0.shape[0], c.x1.shape[0]
+        (200, 2000, 2000)
+    """
+    if type(coupling) is not IndependentPairs:
+        return coupling, 0
+    x0, x1 = torch.cat([coupling.x0, split.test0]), torch.cat([coupling.x1, split.test1])
+    return IndependentPairs(x0, x1, coupling.gen), split.test0.shape[0]

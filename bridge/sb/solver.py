@@ -269,6 +269,11 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
         if ckpt is not None and group.is_main:
             ckpt.unlink(missing_ok=True)  # the trial's state; the network solve writes its own
         return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, None, group)
+    st.coupling, joined = family.join_held_out(st.coupling, split)
+    if "joined" not in record:
+        record |= {"joined": joined}
+        if joined:
+            say(f"[solve] drift family 'auto': the {joined} held-out points per side join the mixture's training samples")
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     return _result(st, run, choices)

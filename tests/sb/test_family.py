@@ -100,9 +100,13 @@ def _params(net):
 
 @pytest.mark.parametrize("level, chosen", [(0.0, "mixture"), (1.5, "network")])
 def test_auto_follows_the_test(monkeypatch, tmp_path, level, chosen):
-    """Accepted: exactly the mixture run on the training part. Rejected: exactly a network solve
-    on all samples. Both record the test; a resumed run keeps the record and repeats nothing."""
+    """Accepted: the mixture run goes on with the held-out points joined to its training samples.
+    Rejected: exactly a network solve on all samples. Both record the test; a resumed run keeps
+    the record and repeats nothing."""
     monkeypatch.setattr(family, "TEST_LEVEL", level)
+    joined = []
+    join = family.join_held_out
+    monkeypatch.setattr(family, "join_held_out", lambda c, s: joined.append(join(c, s)) or joined[-1])
     x0, x1 = _data()
     cfg = SBConfig(**SMALL)
     ckpt = tmp_path / "state.pt"
@@ -114,14 +118,19 @@ def test_auto_follows_the_test(monkeypatch, tmp_path, level, chosen):
     assert sum("trial" in m for m in lines) == 1
     if chosen == "mixture":
         s = split_for_test(x0, x1, cfg.seed)
+        (coupling, k), = joined
+        assert k == res.family["joined"] == 100 and sum("join" in m for m in lines) == 1
+        assert torch.equal(coupling.x0, torch.cat([s.x0, s.test0])) and torch.equal(coupling.x1, torch.cat([s.x1, s.test1]))
         ref = solve_bridge(s.x0, s.x1, 0.5, config=SBConfig(drift_family="mixture", **SMALL), progress=lambda m: None)
         assert isinstance(res.drift_net, MixturePotential)
+        same = all(torch.equal(p, q) for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True))
+        assert not same  # the joined points were drawn
     else:
         ref = solve_bridge(x0, x1, 0.5, config=SBConfig(drift_family="network", **SMALL), progress=lambda m: None)
-        assert res.wall_s > res.family["trial_s"]  # the trial counts as training time
+        assert res.wall_s > res.family["trial_s"] and not joined  # the trial counts as training time
+        for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True):
+            assert torch.equal(p, q)
     assert res.steps == ref.steps == 12
-    for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True):
-        assert torch.equal(p, q)
     lines.clear()
     again = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append, checkpoint=ckpt, resume=True)
     assert again.family == res.family and not any("trial" in m for m in lines)
@@ -129,7 +138,8 @@ def test_auto_follows_the_test(monkeypatch, tmp_path, level, chosen):
         assert torch.equal(p, q)
 
 
-def test_auto_resumes_an_interrupted_trial_exactly(monkeypatch, tmp_path):
+@pytest.mark.parametrize("stop", [2, 7])  # during the trial; after the test, with the held-out points joined
+def test_auto_resumes_an_interrupted_run_exactly(monkeypatch, tmp_path, stop):
     monkeypatch.setattr(family, "TEST_LEVEL", 0.0)
     x0, x1 = _data()
     cfg = SBConfig(log_every=1, **SMALL)
@@ -138,13 +148,13 @@ def test_auto_resumes_an_interrupted_trial_exactly(monkeypatch, tmp_path):
     class Interrupt(Exception):
         pass
 
-    def stop_at_2(msg):
-        if "outer      2/" in msg:
+    def interrupt(msg):
+        if f"outer {stop:6d}/" in msg:
             raise Interrupt
 
     ckpt = tmp_path / "state.pt"
     with pytest.raises(Interrupt):
-        solve_bridge(x0, x1, 0.5, config=cfg, progress=stop_at_2, checkpoint=ckpt, checkpoint_every=0.0)
+        solve_bridge(x0, x1, 0.5, config=cfg, progress=interrupt, checkpoint=ckpt, checkpoint_every=0.0)
     res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None, checkpoint=ckpt, resume=True)
     assert res.family == full.family | {"trial_s": res.family["trial_s"]}
     for p, q in zip(_params(res.drift_net), _params(full.drift_net), strict=True):
