@@ -299,7 +299,7 @@ class MixturePotential(nn.Module):
         factor :math:`A_k^{-1}((S_k - I)x + \mu_k)` in eigen-coordinates ``(n, K, d)``, and ``U``."""
         x = self._check_x(x)
         tt = self._time(t, x)
-        if self.covariance == "full" and torch.is_grad_enabled() and self.raw_cov.requires_grad:
+        if self._solves():
             return self._phi_terms_solve(tt, x)
         lam, U = self._spectrum(x)
         mu = self._to(x, self.means)
@@ -313,6 +313,10 @@ class MixturePotential(nn.Module):
         logdet = torch.log(2.0 * math.pi * r * a).sum(-1)
         terms = self._to(x, self.log_weights()) + quad.sum(-1) - 0.5 * logdet
         return terms, ((lam - 1.0) * z + rho) / a, U
+
+    def _solves(self) -> bool:
+        """Full :math:`S_k` with their gradient wanted: Cholesky solves, not eigenvectors."""
+        return self.covariance == "full" and torch.is_grad_enabled() and self.raw_cov.requires_grad
 
     def _phi_terms_solve(self, tt: Tensor, x: Tensor):
         r""":meth:`_phi_terms` for full :math:`S_k` through Cholesky solves with :math:`A_k(t)` instead of
@@ -374,10 +378,11 @@ class MixturePotential(nn.Module):
 
     def _time_blocks(self, t, x: Tensor) -> Tensor | None:
         """``(G,)`` times when ``t`` is one time, or ``(n,)`` times in ``G`` contiguous equal runs of
-        one length >= :data:`TIME_BLOCK`, and ``S_k`` is diagonal; else None (the per-row path)."""
+        one length >= :data:`TIME_BLOCK`, and ``S_k`` is diagonal or solved for (training); else
+        None (the per-row path)."""
         x = self._check_x(x)
         tt = self._time(t, x)
-        if self.covariance != "diagonal":
+        if self.covariance != "diagonal" and not self._solves():
             return None
         if tt.dim() == 0:
             return tt.reshape(1)
@@ -395,7 +400,10 @@ class MixturePotential(nn.Module):
         :math:`\sum_j \big[\tfrac{\lambda_{kj} - 1}{2ra_{kj}} x_j^2 + \tfrac{\mu_{kj}}{ra_{kj}} x_j
         - \tfrac{t\mu_{kj}^2}{2ra_{kj}} - \tfrac12\log(2\pi r a_{kj})\big] + \log\alpha_k` and
         :math:`u = x \odot \sum_k w_k \tfrac{\lambda_k - 1}{a_k} + \sum_k w_k \tfrac{\mu_k}{a_k}`:
-        matrix products of ``(rows, d)`` by ``(d, K)`` and ``(rows, K)`` by ``(K, d)`` per block."""
+        matrix products of ``(rows, d)`` by ``(d, K)`` and ``(rows, K)`` by ``(K, d)`` per block.
+        Full :math:`S_k`: :meth:`_drift_blocks_full`."""
+        if self.covariance == "full":
+            return self._drift_blocks_full(tb, x)
         G, (n, d), r = tb.shape[0], x.shape, self.r
         lam, mu = self._to(x, torch.exp(self.raw_cov)), self._to(x, self.means)  # (K, d)
         tg = tb.to(x.dtype).view(G, 1, 1)
@@ -407,6 +415,27 @@ class MixturePotential(nn.Module):
         terms = (xb * xb) @ (slope / (2.0 * r)).mT + xb @ (shift / r).mT + const.unsqueeze(1)
         w = torch.softmax(terms, dim=-1)  # (G, rows, K)
         return (xb * (w @ slope) + w @ shift).reshape(n, d)
+
+    def _drift_blocks_full(self, tb: Tensor, x: Tensor) -> Tensor:
+        r""":meth:`drift` for full :math:`S_k` and one time ``tb[g]`` per block of rows, as
+        :meth:`_phi_terms_solve` computes it per row, with one Cholesky factor of :math:`A_k(t_g)`
+        per block and component (not per row): ``G K`` factorisations, each solving for all the
+        block's rows at once."""
+        G, (n, d), m = tb.shape[0], x.shape, x.shape[0] // tb.shape[0]
+        S, mu = self._to(x, self.cov_matrix()), self._to(x, self.means)  # (K, d, d), (K, d)
+        tg = tb.to(x.dtype).view(G, 1, 1, 1)
+        L = torch.linalg.cholesky(tg * S + (1.0 - tg) * torch.eye(d, dtype=x.dtype, device=x.device))
+        xt = x.view(G, m, d).mT.unsqueeze(1)  # (G, 1, d, m)
+        sx = torch.einsum("kij,gjm->gkim", S, xt[:, 0]) - xt  # (S_k - I) x, (G, K, d, m)
+        mu_c = mu.unsqueeze(-1)  # (K, d, 1)
+        rhs = torch.cat([sx + mu_c, xt.expand_as(sx), mu_c.expand(G, -1, -1, -1)], dim=-1)
+        sol = torch.cholesky_solve(rhs, L)  # A^{-1} y, A^{-1} x, A^{-1} mu
+        g, ax, amu = sol[..., :m], sol[..., m : 2 * m], sol[..., 2 * m :]
+        quad = (sx * ax).sum(2) + 2.0 * (mu_c * ax).sum(2) - tg.view(G, 1, 1) * (mu_c * amu).sum(2)  # (G, K, m)
+        logdet = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1) + d * math.log(2.0 * math.pi * self.r)
+        terms = self._to(x, self.log_weights()).view(1, -1, 1) + quad / (2.0 * self.r) - 0.5 * logdet.unsqueeze(-1)
+        w = torch.softmax(terms, dim=1).unsqueeze(2)  # (G, K, 1, m)
+        return (w * g).sum(1).mT.reshape(n, d)
 
     def forward(self, t, x: Tensor) -> Tensor:
         """:meth:`drift` (the models' calling convention ``net(t, x)``)."""

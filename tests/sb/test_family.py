@@ -118,9 +118,11 @@ def test_auto_follows_the_test(monkeypatch, tmp_path, level, chosen):
     assert sum("trial" in m for m in lines) == 1
     if chosen == "mixture":
         s = split_for_test(x0, x1, cfg.seed)
-        (coupling, k), = joined
+        ((coupling, k),) = joined
         assert k == res.family["joined"] == 100 and sum("join" in m for m in lines) == 1
-        assert torch.equal(coupling.x0, torch.cat([s.x0, s.test0])) and torch.equal(coupling.x1, torch.cat([s.x1, s.test1]))
+        assert torch.equal(coupling.x0, torch.cat([s.x0, s.test0])) and torch.equal(
+            coupling.x1, torch.cat([s.x1, s.test1])
+        )
         ref = solve_bridge(s.x0, s.x1, 0.5, config=SBConfig(drift_family="mixture", **SMALL), progress=lambda m: None)
         assert isinstance(res.drift_net, MixturePotential)
         same = all(torch.equal(p, q) for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True))

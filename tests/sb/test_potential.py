@@ -266,3 +266,26 @@ def test_drift_on_time_blocks_matches_the_benchmark_drift():
     rows = torch.rand(t.shape[0], generator=g, dtype=DT)
     assert pot._time_blocks(rows, x) is None  # one time per row: the per-row path
     torch.testing.assert_close(pot.drift(rows, x), bench.drift(rows, x), atol=1e-10, rtol=0)
+
+
+def test_full_covariance_blocks_in_training_match_the_rows():
+    """Full S_k with their gradient wanted (training): one Cholesky factor per block of rows gives
+    the benchmark's drift, and the same parameter gradients as the per-row solves."""
+    bench = make_mixture_benchmark(4, r=0.5, generator=torch.Generator().manual_seed(2))
+    pot = MixturePotential.from_mixture_benchmark(bench).requires_grad_(True)
+    g = torch.Generator().manual_seed(3)
+    runs = torch.rand(4, generator=g, dtype=DT).repeat_interleave(TIME_BLOCK)
+    t = torch.cat([runs, runs])
+    x = torch.randn(t.shape[0], 4, generator=g, dtype=DT)
+    assert pot._time_blocks(t, x) is not None
+    with torch.no_grad():
+        assert pot._time_blocks(t, x) is None  # sampling: the per-row eigenvector path
+    u = pot.drift(t, x)
+    torch.testing.assert_close(u, bench.drift(t, x), atol=1e-10, rtol=0)
+    terms, g_rows, _ = pot._phi_terms_solve(pot._time(t, x), x)
+    rows = (torch.softmax(terms, dim=-1).unsqueeze(-1) * g_rows).sum(1)
+    params = [p for p in pot.parameters() if p.requires_grad]
+    by_blocks = torch.autograd.grad(u.square().sum(), params)
+    by_rows = torch.autograd.grad(rows.square().sum(), params)
+    for a, b in zip(by_blocks, by_rows, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
