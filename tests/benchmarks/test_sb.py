@@ -56,6 +56,21 @@ def test_failed_method_is_recorded(bench, tmp_path, capsys, monkeypatch):
     assert "failed: RuntimeError: Sinkhorn did not converge" in capsys.readouterr().out
 
 
+def test_gauss_plugin_approaches_the_floor_with_data(bench, tmp_path):
+    """The Gaussians fitted to the training samples give the closed-form plan's cross-covariance
+    back as the samples grow: its estimation error falls as 1/sqrt(n), 10x from 200 to 20000 (10^5
+    inputs score it; their own noise, the floor, is below both)."""
+    errors = []
+    for n in ("200", "20000"):
+        out = tmp_path / f"plugin_{n}.json"
+        bench.main(TINY + ["--n-train", n, "--cov-points", "100000", "--methods", "gauss-plugin", "--out", str(out)])
+        (prob,) = json.loads(out.read_text())["problems"]
+        errors.append(prob["methods"]["gauss-plugin"]["cross_cov_error"])
+    assert errors[0] > 5 * errors[1] > 5 * prob["floor"]["cross_cov_error"]
+    with pytest.raises(ValueError, match="Gaussian problems only"):
+        bench.run_gauss_plugin(bench.build_problem("mix2-r1", bench.parse_args(TINY)), None)
+
+
 @pytest.fixture(scope="module")
 def diagnose(bench):
     spec = importlib.util.spec_from_file_location("benchmarks_sb_diagnose", ROOT / "benchmarks" / "sb_diagnose.py")
