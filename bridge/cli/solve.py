@@ -199,7 +199,7 @@ def _add_mixture_options(g) -> None:
         "--mixture-covariance",
         default=None,
         choices=MIXTURE_COVARIANCES,
-        help="the mixture components' covariances (default diagonal)",
+        help="the mixture components' covariances (default auto: full up to dimension 10, diagonal above)",
     )
 
 

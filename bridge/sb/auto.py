@@ -19,6 +19,12 @@
   (:data:`LEARNING_RATES`: a fixed interpolant, ``lr_outer = 0``, and a faster drift rate for its
   few, well-scaled parameters); benchmarks/README.md measures each against the alternative.
 * ``lr_inner``, ``lr_outer``: the drift family's rates, :data:`LEARNING_RATES`.
+* ``mixture_covariance`` (the mixture family): full :math:`S_k` up to dimension
+  :data:`FULL_COVARIANCE_MAX_DIM`, diagonal above. A Gaussian target rotated against the axes is
+  one full component but needs many diagonal ones, and the held-out test of ``drift_family="auto"``
+  sees the marginal, not the coupling (benchmarks/README.md §23: gauss10's cross-covariance error
+  5.1% diagonal, 2.9% full); full :math:`S_k` cost :math:`O(d^3)` per component and step, 6x the
+  diagonal ones' time at d = 5 and 24x at d = 16.
 
 The choices, not ``"auto"``, are what :class:`~bridge.sb.BridgeResult`, ``bridge.pt`` and
 ``report.json`` record (:meth:`AutoChoices.apply`).
@@ -36,7 +42,15 @@ from ..progress import Progress
 from .config import SBConfig
 from .couplings import PLAN_SWEEPS, first_plan
 
-__all__ = ["AUTO_MIN_ROW_ESS", "LEARNING_RATES", "AutoChoices", "learning_rates", "resolve_auto"]
+__all__ = [
+    "AUTO_MIN_ROW_ESS",
+    "FULL_COVARIANCE_MAX_DIM",
+    "LEARNING_RATES",
+    "AutoChoices",
+    "learning_rates",
+    "mixture_covariance",
+    "resolve_auto",
+]
 
 #: ``coupling="auto"`` keeps entropic plans only if a first plan's rows spread over at least this
 #: many target points (median row effective sample size).
@@ -44,6 +58,8 @@ AUTO_MIN_ROW_ESS = 10.0
 #: ``lr_inner="auto"``, ``lr_outer="auto"``: ``(lr_inner, lr_outer)`` per drift family. The mixture
 #: family keeps the Brownian-bridge interpolant (``lr_outer = 0``, docs/math.md §5.11).
 LEARNING_RATES = {"network": (2e-3, 1e-3), "mixture": (1e-2, 0.0)}
+#: ``mixture_covariance="auto"``: full ``S_k`` up to this dimension, diagonal above.
+FULL_COVARIANCE_MAX_DIM = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class AutoChoices:
         reasons: ``{setting: reason}`` for each setting that was ``"auto"``.
         plan: the first plan's record (``plan_size``, ``plan_row_ess_median``, ``plan_wall_s``)
             when ``coupling="auto"`` looked at one; empty otherwise.
+        mixture_covariance: the mixture family's ``S_k`` (None for the network family: left as given).
     """
 
     coupling: str
@@ -67,6 +84,7 @@ class AutoChoices:
     lr_outer: float
     reasons: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
+    mixture_covariance: str | None = None
 
     def apply(self, cfg: SBConfig) -> SBConfig:
         """``cfg`` with every setting as chosen (no ``"auto"`` left)."""
@@ -77,6 +95,7 @@ class AutoChoices:
             refine_rounds=self.refine_rounds,
             lr_inner=self.lr_inner,
             lr_outer=self.lr_outer,
+            mixture_covariance=self.mixture_covariance or cfg.mixture_covariance,
         )
 
 
@@ -98,6 +117,21 @@ def learning_rates(cfg: SBConfig) -> tuple[float, float, dict]:
             reasons[name] = f"{default:g} for the {cfg.drift_family} family"
         rates.append(float(value))
     return rates[0], rates[1], reasons
+
+
+def mixture_covariance(cfg: SBConfig, d: int) -> tuple[str, str | None]:
+    """``(covariance, reason)``: the mixture family's ``S_k`` as given (reason None), or what
+    ``"auto"`` chooses in dimension ``d``.
+
+    Example:
+        >>> mixture_covariance(SBConfig(), 5)[0], mixture_covariance(SBConfig(), 16)[0]
+        ('full', 'diagonal')
+    """
+    if cfg.mixture_covariance != "auto":
+        return cfg.mixture_covariance, None
+    if d <= FULL_COVARIANCE_MAX_DIM:
+        return "full", f"full in dimension {d} <= {FULL_COVARIANCE_MAX_DIM}"
+    return "diagonal", f"diagonal in dimension {d} > {FULL_COVARIANCE_MAX_DIM} (full S_k cost O(d^3) per step)"
 
 
 def resolve_auto(
@@ -154,7 +188,12 @@ def resolve_auto(
     elif rounds == "auto":
         rounds = 1 if coupling == "independent" else 0
         reasons["refine_rounds"] = f"{rounds} with the {coupling} coupling"
-    return AutoChoices(coupling, bool(gradient), int(rounds), lr_inner, lr_outer, reasons, plan)
+    covariance = None
+    if mixture:
+        covariance, why = mixture_covariance(cfg, x0.shape[1])
+        if why is not None:
+            reasons["mixture_covariance"] = why
+    return AutoChoices(coupling, bool(gradient), int(rounds), lr_inner, lr_outer, reasons, plan, covariance)
 
 
 def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch.Generator, say):

@@ -26,8 +26,9 @@ DRIFT_FORMS = ("u", "endpoint", "b,eta", "v,eta", "w,eta")
 #: or ``"auto"``: the mixture when a test on held-out samples accepts it, else the networks
 #: (:mod:`bridge.sb.family`, docs/math.md §5.15).
 DRIFT_FAMILIES = ("auto", "network", "mixture")
-#: The mixture family's parametrisations of ``S_k`` (:data:`bridge.sb.potential.COVARIANCES`).
-MIXTURE_COVARIANCES = COVARIANCES
+#: The mixture family's parametrisations of ``S_k`` (:data:`bridge.sb.potential.COVARIANCES`), or
+#: ``"auto"``: full in low dimension, diagonal above (:func:`bridge.sb.auto.mixture_covariance`).
+MIXTURE_COVARIANCES = ("auto",) + COVARIANCES
 
 
 @dataclass
@@ -82,7 +83,8 @@ class SBConfig:
         drift_family: the inner variable's family, one of :data:`DRIFT_FAMILIES` (docs/math.md §5.11,
             §5.15); ``"auto"`` tests the mixture family on held-out samples (:mod:`bridge.sb.family`).
         n_components: ``K``, the mixture family's components (its means start at ``K`` training target samples).
-        mixture_covariance: the mixture family's ``S_k``, one of :data:`MIXTURE_COVARIANCES`.
+        mixture_covariance: the mixture family's ``S_k``, one of :data:`MIXTURE_COVARIANCES`
+            (``"auto"``: full up to dimension :data:`~bridge.sb.auto.FULL_COVARIANCE_MAX_DIM`).
 
     Example:
         >>> SBConfig(time_budget=60).coupling
@@ -130,7 +132,7 @@ class SBConfig:
     refine_sde_steps: int = 25
     drift_family: str = "auto"
     n_components: int = 50
-    mixture_covariance: str = "diagonal"
+    mixture_covariance: str = "auto"
 
     def __post_init__(self) -> None:
         _check_ints(self)

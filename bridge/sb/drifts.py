@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..interpolants.base import Interpolant, bcast
 from ..models import MLP, GradientField
+from .auto import mixture_covariance
 from .config import SBConfig
 from .potential import MixturePotential
 
@@ -173,7 +174,8 @@ def build_drift(
 def mixture_drift(cfg: SBConfig, d: int, eps: float | None, x1: Tensor | None, generator=None) -> MixturePotential:
     """The mixture family's start (LightSB's): ``cfg.n_components`` means at distinct random rows of
     the training targets ``x1`` (with repeats when there are fewer rows; drawn from ``generator``),
-    :math:`S_k = I`, uniform weights, ``cfg.mixture_covariance``. Without ``x1`` the means are zeros
+    :math:`S_k = I`, uniform weights, ``cfg.mixture_covariance`` (``"auto"`` resolved by
+    :func:`bridge.sb.auto.mixture_covariance`). Without ``x1`` the means are zeros
     and nothing is drawn: a drift that only holds weights loaded later (a moving average, a saved result).
 
     Example:
@@ -190,4 +192,4 @@ def mixture_drift(cfg: SBConfig, d: int, eps: float | None, x1: Tensor | None, g
         n = x1.shape[0]
         idx = torch.randperm(n, generator=generator)[:K] if n >= K else torch.randint(0, n, (K,), generator=generator)
         means = x1.detach()[idx.to(x1.device)]
-    return MixturePotential(d, K, eps, covariance=cfg.mixture_covariance, means=means)
+    return MixturePotential(d, K, eps, covariance=mixture_covariance(cfg, d)[0], means=means)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_checkpoint
 from ..interpolants.base import Interpolant
 from ..interpolants.learnable import NeuralInterpolant
-from .auto import AutoChoices, learning_rates, resolve_auto
+from .auto import AutoChoices, learning_rates, mixture_covariance, resolve_auto
 from .config import SBConfig
 from .couplings import Coupling, check_samples, make_coupling, restore_coupling
 from .drifts import TwoNetDrift, build_drift
@@ -55,13 +55,16 @@ def check_problem(x0, x1, eps) -> float:
 
 def problem_record(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig) -> dict:
     """What a checkpoint must match to be resumed: sizes, eps, the settings as given (the learning
-    rates as resolved, so that checkpoints written before they could be ``"auto"`` still match), the data."""
+    rates and the mixture's covariance as resolved, so that checkpoints written before they could be
+    ``"auto"`` still match), the data."""
     lr_inner, lr_outer, _ = learning_rates(cfg)
     config = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
     config |= {k: v for k, v in (("lr_inner", lr_inner), ("lr_outer", lr_outer)) if k in config}
     if config["drift_family"] == "network":  # checkpoints written before the mixture family still match
         for k in MIXTURE_SETTINGS:
             del config[k]
+    else:  # as resolved: checkpoints written before it could be "auto" still match
+        config["mixture_covariance"] = mixture_covariance(cfg, x0.shape[1])[0]
     h = hashlib.sha256()
     for x in (x0, x1):
         h.update(str((tuple(x.shape), str(x.dtype))).encode())

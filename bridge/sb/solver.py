@@ -273,9 +273,7 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
     if "joined" not in record:
         record |= {"joined": joined}
         if joined:
-            say(
-                f"[solve] drift family 'auto': the {joined} held-out points per side join the mixture's training samples"
-            )
+            say(f"[solve] drift family 'auto': the {joined} held-out points per side join the mixture's training set")
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     return _result(st, run, choices)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bridge.sb import AutoChoices, BridgeResult, SBConfig, resolve_auto, solve_bridge
-from bridge.sb.auto import LEARNING_RATES
+from bridge.sb.auto import FULL_COVARIANCE_MAX_DIM, LEARNING_RATES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -104,10 +104,30 @@ def test_mixture_family_resolves_without_a_plan():
     c = resolve_auto(SBConfig(drift_family="mixture", n_components=4), x0, x1, 0.5, g)
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", False, 0)
     assert (c.lr_inner, c.lr_outer) == LEARNING_RATES["mixture"] == (1e-2, 0.0)
-    assert set(c.reasons) == {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer"}
+    names = {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer", "mixture_covariance"}
+    assert set(c.reasons) == names
     assert c.plan == {} and torch.equal(g.get_state(), before)
     cfg = c.apply(SBConfig(drift_family="mixture", n_components=4))
-    assert "auto" not in (cfg.coupling, cfg.refine_rounds, cfg.lr_inner, cfg.lr_outer)
+    assert "auto" not in (cfg.coupling, cfg.refine_rounds, cfg.lr_inner, cfg.lr_outer, cfg.mixture_covariance)
+
+
+@pytest.mark.parametrize(
+    "d, chosen", [(2, "full"), (FULL_COVARIANCE_MAX_DIM, "full"), (FULL_COVARIANCE_MAX_DIM + 1, "diagonal")]
+)
+def test_mixture_covariance_auto_goes_by_dimension(d, chosen):
+    """Full S_k up to FULL_COVARIANCE_MAX_DIM, diagonal above; a given covariance is kept; the
+    network family leaves it as given. A solve builds and records the chosen covariance."""
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(200, d, generator=g), torch.randn(200, d, generator=g)
+    c = resolve_auto(SBConfig(drift_family="mixture"), x0, x1, 0.5, g)
+    assert c.mixture_covariance == chosen and chosen in c.reasons["mixture_covariance"]
+    kept = resolve_auto(SBConfig(drift_family="mixture", mixture_covariance="diagonal"), x0, x1, 0.5, g)
+    assert kept.mixture_covariance == "diagonal" and "mixture_covariance" not in kept.reasons
+    net = resolve_auto(SBConfig(drift_family="network", coupling="independent"), x0, x1, 0.5, g)
+    assert net.apply(SBConfig()).mixture_covariance == "auto"
+    cfg = SBConfig(drift_family="mixture", outer_steps=2, warmup_steps=1, batch_size=32, n_components=3, log_every=0)
+    res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
+    assert res.config.mixture_covariance == res.drift_net.covariance == chosen
 
 
 def test_results_record_the_resolved_settings(tmp_path):

@@ -41,7 +41,7 @@ def test_mixture_drift_starts_at_target_samples_and_network_draws_are_unchanged(
     network family changes nothing it draws."""
     x0, x1 = _data()
     pot = build_drift(SBConfig(drift_family="mixture", n_components=5), 2, torch.Generator(), x1=x1, eps=0.5)
-    assert isinstance(pot, MixturePotential) and pot.covariance == "diagonal"
+    assert isinstance(pot, MixturePotential) and pot.covariance == "full"  # "auto" in d = 2
     assert all(any(torch.equal(m, y) for y in x1) for m in pot.means)
     assert torch.equal(pot.cov_matrix(), torch.eye(2).expand(5, 2, 2))
     cfg = SBConfig(hidden=8, depth=1)
