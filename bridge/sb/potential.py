@@ -321,21 +321,34 @@ class MixturePotential(nn.Module):
     def _phi_terms_solve(self, tt: Tensor, x: Tensor):
         r""":meth:`_phi_terms` for full :math:`S_k` through Cholesky solves with :math:`A_k(t)` instead of
         eigenvectors, whose gradient is undefined at repeated eigenvalues (e.g. the start
-        :math:`S_k = I`); the gradient factor in ``x``'s coordinates (``U = None``)."""
-        S = self._to(x, self.cov_matrix())  # (K, d, d)
-        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device)
-        A = tt.unsqueeze(-1) * S + (1.0 - tt.unsqueeze(-1)) * eye  # (K, d, d) or (n, K, d, d)
-        L = torch.linalg.cholesky(A)
-        mu = self._to(x, self.means)
-        xs = x.unsqueeze(1).expand(-1, self.n_components, -1)  # (n, K, d)
-        y = torch.einsum("kij,nkj->nki", S, xs) - xs + mu  # (S_k - I) x + mu_k
-        rhs = torch.stack(torch.broadcast_tensors(y, xs, mu.expand_as(xs)), dim=-1)  # (n, K, d, 3)
-        sol = torch.cholesky_solve(rhs, L.expand(x.shape[0], -1, -1, -1))
-        g, ax, amu = sol.unbind(-1)  # A^{-1} y, A^{-1} x, A^{-1} mu
-        tq = tt.view(-1, 1) if tt.dim() else tt
-        quad = ((y - mu) * ax).sum(-1) + 2.0 * (mu * ax).sum(-1) - tq * (mu * amu).sum(-1)
-        logdet = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1) + self.dim * math.log(2.0 * math.pi * self.r)
-        return self._to(x, self.log_weights()) + quad / (2.0 * self.r) - 0.5 * logdet, g, None
+        :math:`S_k = I`); the gradient factor in ``x``'s coordinates (``U = None``). One time: one
+        block of all rows; a time per row: blocks of one row (:meth:`_solve_blocks`)."""
+        if tt.dim() == 0:
+            terms, g = self._solve_blocks(tt.reshape(1), x)
+            return terms[0].T, g[0].permute(2, 0, 1), None
+        terms, g = self._solve_blocks(tt.reshape(-1), x)
+        return terms[..., 0], g[..., 0], None
+
+    def _solve_blocks(self, tb: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Full :math:`S_k`, one time ``tb[g]`` per block of ``m = n / G`` rows: the log of each
+        component's share of :math:`\varphi_t(x)` ``(G, K, m)`` and the gradient factor
+        :math:`A_k^{-1}((S_k - I)x + \mu_k)` ``(G, K, d, m)``, with one Cholesky factor of
+        :math:`A_k(t_g) = t_g S_k + (1 - t_g) I` per block and component, solving for all the
+        block's rows at once."""
+        G, d, m = tb.shape[0], x.shape[1], x.shape[0] // tb.shape[0]
+        S, mu = self._to(x, self.cov_matrix()), self._to(x, self.means)  # (K, d, d), (K, d)
+        tg = tb.to(x.dtype).view(G, 1, 1, 1)
+        L = torch.linalg.cholesky(tg * S + (1.0 - tg) * torch.eye(d, dtype=x.dtype, device=x.device))
+        xt = x.view(G, m, d).mT.unsqueeze(1)  # (G, 1, d, m)
+        sx = torch.einsum("kij,gjm->gkim", S, xt[:, 0]) - xt  # (S_k - I) x, (G, K, d, m)
+        mu_c = mu.unsqueeze(-1)  # (K, d, 1)
+        rhs = torch.cat([sx + mu_c, xt.expand_as(sx), mu_c.expand(G, -1, -1, -1)], dim=-1)
+        sol = torch.cholesky_solve(rhs, L)  # A^{-1} y, A^{-1} x, A^{-1} mu
+        g, ax, amu = sol[..., :m], sol[..., m : 2 * m], sol[..., 2 * m :]
+        quad = (sx * ax).sum(2) + 2.0 * (mu_c * ax).sum(2) - tg.view(G, 1, 1) * (mu_c * amu).sum(2)  # (G, K, m)
+        logdet = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1) + d * math.log(2.0 * math.pi * self.r)
+        terms = self._to(x, self.log_weights()).view(1, -1, 1) + quad / (2.0 * self.r) - 0.5 * logdet.unsqueeze(-1)
+        return terms, g
 
     def log_phi(self, t, x: Tensor) -> Tensor:
         r"""The forward potential :math:`\log\varphi_t(x)`, :math:`\varphi_t(x) = \int N(y;\, x, r(1-t)I)\,
@@ -417,25 +430,11 @@ class MixturePotential(nn.Module):
         return (xb * (w @ slope) + w @ shift).reshape(n, d)
 
     def _drift_blocks_full(self, tb: Tensor, x: Tensor) -> Tensor:
-        r""":meth:`drift` for full :math:`S_k` and one time ``tb[g]`` per block of rows, as
-        :meth:`_phi_terms_solve` computes it per row, with one Cholesky factor of :math:`A_k(t_g)`
-        per block and component (not per row): ``G K`` factorisations, each solving for all the
-        block's rows at once."""
-        G, (n, d), m = tb.shape[0], x.shape, x.shape[0] // tb.shape[0]
-        S, mu = self._to(x, self.cov_matrix()), self._to(x, self.means)  # (K, d, d), (K, d)
-        tg = tb.to(x.dtype).view(G, 1, 1, 1)
-        L = torch.linalg.cholesky(tg * S + (1.0 - tg) * torch.eye(d, dtype=x.dtype, device=x.device))
-        xt = x.view(G, m, d).mT.unsqueeze(1)  # (G, 1, d, m)
-        sx = torch.einsum("kij,gjm->gkim", S, xt[:, 0]) - xt  # (S_k - I) x, (G, K, d, m)
-        mu_c = mu.unsqueeze(-1)  # (K, d, 1)
-        rhs = torch.cat([sx + mu_c, xt.expand_as(sx), mu_c.expand(G, -1, -1, -1)], dim=-1)
-        sol = torch.cholesky_solve(rhs, L)  # A^{-1} y, A^{-1} x, A^{-1} mu
-        g, ax, amu = sol[..., :m], sol[..., m : 2 * m], sol[..., 2 * m :]
-        quad = (sx * ax).sum(2) + 2.0 * (mu_c * ax).sum(2) - tg.view(G, 1, 1) * (mu_c * amu).sum(2)  # (G, K, m)
-        logdet = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(-1) + d * math.log(2.0 * math.pi * self.r)
-        terms = self._to(x, self.log_weights()).view(1, -1, 1) + quad / (2.0 * self.r) - 0.5 * logdet.unsqueeze(-1)
+        """:meth:`drift` for full :math:`S_k` and one time ``tb[g]`` per block of rows
+        (:meth:`_solve_blocks`: ``G K`` factorisations, not one per row)."""
+        terms, g = self._solve_blocks(tb, x)
         w = torch.softmax(terms, dim=1).unsqueeze(2)  # (G, K, 1, m)
-        return (w * g).sum(1).mT.reshape(n, d)
+        return (w * g).sum(1).mT.reshape(x.shape)
 
     def forward(self, t, x: Tensor) -> Tensor:
         """:meth:`drift` (the models' calling convention ``net(t, x)``)."""
