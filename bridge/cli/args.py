@@ -10,6 +10,7 @@ from .errors import EXIT_USAGE
 __all__ = [
     "OneLineParser",
     "eps_list",
+    "fraction_or_auto",
     "holdout_fraction",
     "nonnegative_int",
     "positive_float",
@@ -70,6 +71,11 @@ def holdout_fraction(s: str) -> float:
     if not 0 <= v < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {s!r}")
     return v
+
+
+def fraction_or_auto(s: str) -> float | str:
+    """``"auto"`` or a fraction in [0, 1)."""
+    return s if s == "auto" else holdout_fraction(s)
 
 
 def refine_rounds(s: str) -> int | str:

@@ -19,7 +19,15 @@ from pathlib import Path
 from ..sb import COUPLINGS, DRIFT_FAMILIES, DRIFT_FORMS, INTERPOLANTS, MIXTURE_COVARIANCES, SBConfig
 from ..sb.evaluation import SDE_STEPS
 from ..threads import DEFAULT_THREADS
-from .args import holdout_fraction, nonnegative_int, positive_float, positive_int, refine_rounds, steps_or_auto
+from .args import (
+    fraction_or_auto,
+    holdout_fraction,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    refine_rounds,
+    steps_or_auto,
+)
 from .common import DATA_HELP, load_pair, log, prepare_out, recorded_arguments, require_device
 from .errors import UsageError, in_command_terms, user_input
 
@@ -63,6 +71,7 @@ CONFIG_FIELDS = {
     "drift_family": "drift_family",
     "n_components": "n_components",
     "mixture_covariance": "mixture_covariance",
+    "kl_share": "kl_share",
 }
 #: ``--gradient-drift`` values -> ``SBConfig.gradient_drift``.
 GRADIENT_DRIFT = {"auto": "auto", "on": True, "off": False}
@@ -200,6 +209,14 @@ def _add_mixture_options(g) -> None:
         default=None,
         choices=MIXTURE_COVARIANCES,
         help="the mixture components' covariances (default auto: full up to dimension 10, diagonal above)",
+    )
+    g.add_argument(
+        "--kl-share",
+        type=fraction_or_auto,
+        default=None,
+        metavar="{auto,FRAC}",
+        help="share of the mixture family's training spent first on LightSB's KL objective, before bridge "
+        "matching (default auto: 1/3 from dimension 32 on, 0 below)",
     )
 
 

@@ -18,13 +18,19 @@
   coupling, and this one needs no plan), no refinement round, and its own learning rates
   (:data:`LEARNING_RATES`: a fixed interpolant, ``lr_outer = 0``, and a faster drift rate for its
   few, well-scaled parameters); benchmarks/README.md measures each against the alternative.
-* ``lr_inner``, ``lr_outer``: the drift family's rates, :data:`LEARNING_RATES`.
+* ``lr_inner``, ``lr_outer``: the drift family's rates, :data:`LEARNING_RATES`; the mixture
+  family's drift after a KL start, :data:`LR_AFTER_KL_START`.
 * ``mixture_covariance`` (the mixture family): full :math:`S_k` up to dimension
   :data:`FULL_COVARIANCE_MAX_DIM`, diagonal above. A Gaussian target rotated against the axes is
   one full component but needs many diagonal ones, and the held-out test of ``drift_family="auto"``
   sees the marginal, not the coupling (benchmarks/README.md §23: gauss10's cross-covariance error
   5.1% diagonal, 2.9% full); full :math:`S_k` cost :math:`O(d^3)` per component and step, 6x the
   diagonal ones' time at d = 5 and 24x at d = 16.
+* ``kl_share`` (the mixture family): :data:`KL_SHARE` of the training on LightSB's KL objective
+  before bridge matching from dimension :data:`KL_START_MIN_DIM` on, none below. There a
+  matching step costs about ten KL steps and matching from LightSB's start converges too slowly
+  for a time budget; the KL fit is a start in the right basin, and matching then moves to its
+  own minimiser, which is the better estimator (benchmarks/README.md §24).
 
 The choices, not ``"auto"``, are what :class:`~bridge.sb.BridgeResult`, ``bridge.pt`` and
 ``report.json`` record (:meth:`AutoChoices.apply`).
@@ -45,8 +51,12 @@ from .couplings import PLAN_SWEEPS, first_plan
 __all__ = [
     "AUTO_MIN_ROW_ESS",
     "FULL_COVARIANCE_MAX_DIM",
+    "KL_SHARE",
+    "KL_START_MIN_DIM",
+    "LR_AFTER_KL_START",
     "LEARNING_RATES",
     "AutoChoices",
+    "kl_share",
     "learning_rates",
     "mixture_covariance",
     "resolve_auto",
@@ -60,6 +70,13 @@ AUTO_MIN_ROW_ESS = 10.0
 LEARNING_RATES = {"network": (2e-3, 1e-3), "mixture": (1e-2, 0.0)}
 #: ``mixture_covariance="auto"``: full ``S_k`` up to this dimension, diagonal above.
 FULL_COVARIANCE_MAX_DIM = 10
+#: ``kl_share="auto"``: the mixture family's share of the training on LightSB's KL objective ...
+KL_SHARE = 1.0 / 3.0
+#: ... from this dimension on (none below).
+KL_START_MIN_DIM = 32
+#: ``lr_inner="auto"`` of the mixture family after a KL start: matching refines a fit that is
+#: already close, and a smaller rate keeps its gradient noise from undoing it.
+LR_AFTER_KL_START = 3e-3
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class AutoChoices:
         plan: the first plan's record (``plan_size``, ``plan_row_ess_median``, ``plan_wall_s``)
             when ``coupling="auto"`` looked at one; empty otherwise.
         mixture_covariance: the mixture family's ``S_k`` (None for the network family: left as given).
+        kl_share: the mixture family's share of the training on LightSB's KL objective (None for
+            the network family: left as given, and ignored).
     """
 
     coupling: str
@@ -85,6 +104,7 @@ class AutoChoices:
     reasons: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
     mixture_covariance: str | None = None
+    kl_share: float | None = None
 
     def apply(self, cfg: SBConfig) -> SBConfig:
         """``cfg`` with every setting as chosen (no ``"auto"`` left)."""
@@ -96,23 +116,32 @@ class AutoChoices:
             lr_inner=self.lr_inner,
             lr_outer=self.lr_outer,
             mixture_covariance=self.mixture_covariance or cfg.mixture_covariance,
+            kl_share=cfg.kl_share if self.kl_share is None else self.kl_share,
         )
 
 
-def learning_rates(cfg: SBConfig) -> tuple[float, float, dict]:
-    """``(lr_inner, lr_outer, reasons)``: the rates as given, each ``"auto"`` one the drift family's.
+def learning_rates(cfg: SBConfig, d: int | None = None) -> tuple[float, float, dict]:
+    """``(lr_inner, lr_outer, reasons)``: the rates as given, each ``"auto"`` one the drift family's;
+    for the mixture family in dimension ``d`` after a KL start (:func:`kl_share`), the drift's
+    rate :data:`LR_AFTER_KL_START`.
 
     Example:
         >>> learning_rates(SBConfig(drift_family="mixture", lr_inner=0.003))
         (0.003, 0.0, {'lr_outer': '0 for the mixture family'})
+        >>> learning_rates(SBConfig(drift_family="mixture"), 64)[0]
+        0.003
     """
     if cfg.drift_family not in LEARNING_RATES:
         raise ValueError(f"drift_family: {cfg.drift_family!r} is decided by solve_bridge (bridge.sb.family) first")
     family = LEARNING_RATES[cfg.drift_family]
+    after_kl = cfg.drift_family == "mixture" and d is not None and kl_share(cfg, d)[0] > 0
     rates, reasons = [], {}
     for name, default in zip(("lr_inner", "lr_outer"), family):
         value = getattr(cfg, name)
-        if value == "auto":
+        if value == "auto" and name == "lr_inner" and after_kl:
+            value = LR_AFTER_KL_START
+            reasons[name] = f"{value:g} for the mixture family after its KL start"
+        elif value == "auto":
             value = default
             reasons[name] = f"{default:g} for the {cfg.drift_family} family"
         rates.append(float(value))
@@ -132,6 +161,24 @@ def mixture_covariance(cfg: SBConfig, d: int) -> tuple[str, str | None]:
     if d <= FULL_COVARIANCE_MAX_DIM:
         return "full", f"full in dimension {d} <= {FULL_COVARIANCE_MAX_DIM}"
     return "diagonal", f"diagonal in dimension {d} > {FULL_COVARIANCE_MAX_DIM} (full S_k cost O(d^3) per step)"
+
+
+def kl_share(cfg: SBConfig, d: int) -> tuple[float, str | None]:
+    """``(share, reason)``: the mixture family's share of the training on LightSB's KL objective
+    as given (reason None), or what ``"auto"`` chooses in dimension ``d``.
+
+    Example:
+        >>> kl_share(SBConfig(), 16)[0], round(kl_share(SBConfig(), 64)[0], 3)
+        (0.0, 0.333)
+    """
+    if cfg.kl_share != "auto":
+        return float(cfg.kl_share), None
+    if d >= KL_START_MIN_DIM:
+        return (
+            KL_SHARE,
+            f"{KL_SHARE:.3g} in dimension {d} >= {KL_START_MIN_DIM} (LightSB's KL objective, then matching)",
+        )
+    return 0.0, f"0 in dimension {d} < {KL_START_MIN_DIM} (bridge matching from LightSB's start)"
 
 
 def resolve_auto(
@@ -162,7 +209,7 @@ def resolve_auto(
         >>> c.coupling, c.gradient_drift, c.refine_rounds
         ('minibatch', False, 0)
     """
-    lr_inner, lr_outer, reasons = learning_rates(cfg)
+    lr_inner, lr_outer, reasons = learning_rates(cfg, x0.shape[1])
     plan: dict = {}
     mixture = cfg.drift_family == "mixture"
     if coupling is None:
@@ -188,12 +235,15 @@ def resolve_auto(
     elif rounds == "auto":
         rounds = 1 if coupling == "independent" else 0
         reasons["refine_rounds"] = f"{rounds} with the {coupling} coupling"
-    covariance = None
+    covariance = share = None
     if mixture:
         covariance, why = mixture_covariance(cfg, x0.shape[1])
         if why is not None:
             reasons["mixture_covariance"] = why
-    return AutoChoices(coupling, bool(gradient), int(rounds), lr_inner, lr_outer, reasons, plan, covariance)
+        share, why = kl_share(cfg, x0.shape[1])
+        if why is not None:
+            reasons["kl_share"] = why
+    return AutoChoices(coupling, bool(gradient), int(rounds), lr_inner, lr_outer, reasons, plan, covariance, share)
 
 
 def _auto_coupling(cfg: SBConfig, x0: Tensor, x1: Tensor, eps: float, gen: torch.Generator, say):

@@ -85,6 +85,10 @@ class SBConfig:
         n_components: ``K``, the mixture family's components (its means start at ``K`` training target samples).
         mixture_covariance: the mixture family's ``S_k``, one of :data:`MIXTURE_COVARIANCES`
             (``"auto"``: full up to dimension :data:`~bridge.sb.auto.FULL_COVARIANCE_MAX_DIM`).
+        kl_share: the mixture family's share of the training (of the time budget, or of the inner
+            steps) spent first on LightSB's KL objective (docs/math.md §5.16), before bridge
+            matching starts from its fit; a number in [0, 1) (0: none) or ``"auto"``
+            (:func:`bridge.sb.auto.kl_share`). The network family ignores it.
 
     Example:
         >>> SBConfig(time_budget=60).coupling
@@ -133,6 +137,7 @@ class SBConfig:
     drift_family: str = "auto"
     n_components: int = 50
     mixture_covariance: str = "auto"
+    kl_share: float | str = "auto"
 
     def __post_init__(self) -> None:
         _check_ints(self)
@@ -212,6 +217,8 @@ def _check_numbers(cfg: SBConfig) -> None:
         raise ValueError(f"ema: expected None or a number in (0, 1), got {cfg.ema!r}")
     if not _is_number(cfg.holdout) or not 0 <= cfg.holdout < 1:
         raise ValueError(f"holdout: expected a fraction in [0, 1), got {cfg.holdout!r}")
+    if cfg.kl_share != "auto" and (not _is_number(cfg.kl_share) or not 0 <= cfg.kl_share < 1):
+        raise ValueError(f"kl_share: expected 'auto' or a fraction in [0, 1), got {cfg.kl_share!r}")
     if not _is_number(cfg.refine_share) or not 0 < cfg.refine_share < 1:
         raise ValueError(f"refine_share: expected a fraction in (0, 1), got {cfg.refine_share!r}")
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_checkpoint
 from ..interpolants.base import Interpolant
 from ..interpolants.learnable import NeuralInterpolant
-from .auto import AutoChoices, learning_rates, mixture_covariance, resolve_auto
+from .auto import AutoChoices, kl_share, learning_rates, mixture_covariance, resolve_auto
 from .config import SBConfig
 from .couplings import Coupling, check_samples, make_coupling, restore_coupling
 from .drifts import TwoNetDrift, build_drift
@@ -35,7 +35,7 @@ __all__ = [
 #: The settings a resumed run may change (the rest must match the checkpoint's).
 RESUMABLE_CHANGES = ("time_budget", "threads", "log_every", "outer_steps", "patience")
 #: The settings of the mixture drift family (left out of the problem record of a network-family solve).
-MIXTURE_SETTINGS = ("drift_family", "n_components", "mixture_covariance")
+MIXTURE_SETTINGS = ("drift_family", "n_components", "mixture_covariance", "kl_share")
 
 
 class CheckpointMismatchError(ValueError):
@@ -55,9 +55,9 @@ def check_problem(x0, x1, eps) -> float:
 
 def problem_record(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig) -> dict:
     """What a checkpoint must match to be resumed: sizes, eps, the settings as given (the learning
-    rates and the mixture's covariance as resolved, so that checkpoints written before they could be
-    ``"auto"`` still match), the data."""
-    lr_inner, lr_outer, _ = learning_rates(cfg)
+    rates, the mixture's covariance and KL share as resolved, so that checkpoints written before they
+    could be ``"auto"`` still match), the data."""
+    lr_inner, lr_outer, _ = learning_rates(cfg, x0.shape[1])
     config = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
     config |= {k: v for k, v in (("lr_inner", lr_inner), ("lr_outer", lr_outer)) if k in config}
     if config["drift_family"] == "network":  # checkpoints written before the mixture family still match
@@ -65,6 +65,11 @@ def problem_record(x0: Tensor, x1: Tensor, eps: float, cfg: SBConfig) -> dict:
             del config[k]
     else:  # as resolved: checkpoints written before it could be "auto" still match
         config["mixture_covariance"] = mixture_covariance(cfg, x0.shape[1])[0]
+        share = kl_share(cfg, x0.shape[1])[0]
+        if share:  # none: as checkpoints written before it existed
+            config["kl_share"] = share
+        else:
+            del config["kl_share"]
     h = hashlib.sha256()
     for x in (x0, x1):
         h.update(str((tuple(x.shape), str(x.dtype))).encode())

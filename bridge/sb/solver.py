@@ -32,6 +32,7 @@ from . import family
 from .auto import AutoChoices, learning_rates
 from .config import SBConfig
 from .couplings import MinibatchPairs, PairedRows, restore_coupling
+from .kl_start import kl_start
 from .objective import inner_loss, sb_objective
 from .potential import TIME_BLOCK
 from .refine import RefineSchedule, sde_pairs
@@ -182,9 +183,12 @@ class _Run:
         return self.cfg.time_budget is not None and self.clock(st) >= self.cfg.time_budget
 
     def frac_done(self, st: TrainState, k: int) -> float:
-        """The budget fraction used after ``k`` outer steps: steps or time, whichever is further."""
+        """The budget fraction used after ``k`` outer steps: steps or time, whichever is further
+        (the time after the mixture family's KL start, :mod:`bridge.sb.kl_start`)."""
         frac = k / self.cfg.outer_steps
-        return frac if self.cfg.time_budget is None else max(frac, self.clock(st) / self.cfg.time_budget)
+        if self.cfg.time_budget is None:
+            return frac
+        return max(frac, (self.clock(st) - st.kl_s) / max(self.cfg.time_budget - st.kl_s, 1e-9))
 
     def loss(self, net, s) -> Tensor:
         return inner_loss(net, s, self.eps, endpoint=self.cfg.drift_form == "endpoint")
@@ -203,8 +207,11 @@ class _Run:
             return
         self.last_line = now
         cfg, frac, elapsed = self.cfg, self.frac_done(st, st.step), self.elapsed(st)
+        if cfg.time_budget is not None and st.kl_s:  # of the whole budget, the KL start's share included
+            frac = (st.kl_s + frac * (cfg.time_budget - st.kl_s)) / cfg.time_budget
         warm = st.warm_done < cfg.warmup_steps
         what = f"warm-up {st.warm_done}/{cfg.warmup_steps}" if warm else f"step {st.step}/{cfg.outer_steps}"
+        what = what if st.kl_finished else f"LightSB's KL start, step {st.kl_done}"
         left = f"~{format_seconds(elapsed * (1 - frac) / frac)} left" if frac > 0 else "time left unknown"
         if cfg.time_budget is not None:
             left += f" (budget {format_seconds(cfg.time_budget)})"
@@ -326,7 +333,7 @@ def _start(
     gen = torch.Generator().manual_seed(cfg.seed)
     interpolant = prepare_interpolant(interpolant, cfg, d, eps, gen, dtype, device)
     interp_init = {k: v.detach().clone() for k, v in interpolant.state_dict().items()}
-    drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True, lr_inner=learning_rates(cfg)[0])
+    drift_cfg = replace(cfg, gradient_drift=cfg.gradient_drift is True, lr_inner=learning_rates(cfg, d)[0])
     nets = drift_nets(drift_cfg, d, interpolant, eps, dtype, device, gen, x1)
     scale = eps_scale_record(x0, x1, eps, say)
     start = time.perf_counter()  # the coupling's plans count against the time budget
@@ -371,11 +378,13 @@ def _start(
 
 
 def _train(st: TrainState, run: _Run, stop_frac: float | None = None) -> None:
-    """The loop: warm-up, then outer steps (each after ``inner_steps`` inner ones) until the steps,
-    the time budget or the patience run out; refinement rounds start at their share of the budget.
-    With ``stop_frac`` it pauses once that share of the budget is used (a later call continues
-    exactly as an uninterrupted run)."""
+    """The loop: the mixture family's KL start, warm-up, then outer steps (each after
+    ``inner_steps`` inner ones) until the steps, the time budget or the patience run out;
+    refinement rounds start at their share of the budget. With ``stop_frac`` it pauses once that
+    share of the budget is used (a later call continues exactly as an uninterrupted run)."""
     cfg = run.cfg
+    if not st.kl_finished:
+        kl_start(st, run)
     while st.warm_done < cfg.warmup_steps:
         run.sync(st)
         if run.out_of_time(st):
@@ -600,6 +609,8 @@ def _result(st: TrainState, run: _Run, choices: AutoChoices) -> BridgeResult:
     if choices.refine_rounds:
         refine = {"rounds": choices.refine_rounds, "share": run.cfg.refine_share, "pairs": run.cfg.refine_pairs}
         coupling = coupling | {"refine": refine | {"started": st.refine_started}}
+    if st.kl_done:
+        coupling = coupling | {"kl_start": {"steps": st.kl_done, "s": round(st.kl_s, 3)}}
     drift = st.drift_out
     drift.eval()
     return BridgeResult(

@@ -60,6 +60,8 @@ class TrainState:
         phase: 0 for the max–min, ``k`` in refinement round ``k``; ``phase_start``: the budget
             fraction where it began; ``refine_started``: a record per round.
         validation: the held-out state (None without ``holdout``).
+        kl_done, kl_s, kl_finished: the mixture family's start on LightSB's KL objective: its
+            steps, the clock when it ended, and whether it has (a checkpoint is only written after).
         stopped_by: ``"steps"``, ``"time_budget"`` or ``"early_stop"``.
     """
 
@@ -79,6 +81,9 @@ class TrainState:
     phase_start: float = 0.0
     refine_started: list = field(default_factory=list)
     validation: Validation | None = None
+    kl_done: int = 0
+    kl_s: float = 0.0
+    kl_finished: bool = False
     stopped_by: str = "steps"
 
     @property
@@ -117,6 +122,7 @@ class TrainState:
             "elapsed_s": elapsed_s,
             "validation": v.meta() if v is not None else Validation(pairs={}).meta(),
             "refine": {"phase": self.phase, "phase_start": self.phase_start, "started": self.refine_started},
+            "kl_start": {"steps": self.kl_done, "s": self.kl_s, "finished": self.kl_finished},
         }
         return tensors, meta
 
@@ -131,6 +137,8 @@ class TrainState:
             self.drift_avg.load_state_dict(tensors["drift_ema"])
         self.n_inner, self.step, self.warm_done = int(meta["inner_done"]), int(meta["step"]), int(meta["warmup_done"])
         self.history, self.elapsed0 = list(meta["history"]), float(meta["elapsed_s"])
+        kl = meta.get("kl_start") or {"steps": 0, "s": 0.0, "finished": True}  # written before it existed
+        self.kl_done, self.kl_s, self.kl_finished = int(kl["steps"]), float(kl["s"]), bool(kl["finished"])
         if self.validation is not None:
             if "best_drift" in tensors:
                 self.validation.best = (tensors["best_drift"], tensors["best_interpolant"])

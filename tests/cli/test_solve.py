@@ -246,10 +246,11 @@ def test_python_m_and_console_script_agree(tmp_path):
 def test_solve_with_the_mixture_family_and_exact_sampling(tmp_path):
     """`--drift-family mixture` records the family in report.json and bridge.pt; `bridge sample`
     then draws exactly (the same draws as BridgeResult.sample), and `--time` passes through."""
-    args = ("--drift-family", "mixture", "--n-components", "3", "--mixture-covariance", "full", "--quiet")
-    assert solve(tmp_path / "run", *args, steps=3) == 0
+    args = ("--drift-family", "mixture", "--n-components", "3", "--mixture-covariance", "full", "--kl-share", "0.5")
+    assert solve(tmp_path / "run", *args, "--quiet", steps=3) == 0
     cfg = json.loads((tmp_path / "run" / "report.json").read_text())["training"]["config"]
     assert (cfg["drift_family"], cfg["n_components"], cfg["mixture_covariance"]) == ("mixture", 3, "full")
+    assert cfg["kl_share"] == 0.5
     back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
     assert back.sampling_method() == "exact"
     x0 = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)

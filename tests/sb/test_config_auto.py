@@ -104,11 +104,12 @@ def test_mixture_family_resolves_without_a_plan():
     c = resolve_auto(SBConfig(drift_family="mixture", n_components=4), x0, x1, 0.5, g)
     assert (c.coupling, c.gradient_drift, c.refine_rounds) == ("independent", False, 0)
     assert (c.lr_inner, c.lr_outer) == LEARNING_RATES["mixture"] == (1e-2, 0.0)
-    names = {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer", "mixture_covariance"}
+    names = {"coupling", "gradient_drift", "refine_rounds", "lr_inner", "lr_outer", "mixture_covariance", "kl_share"}
     assert set(c.reasons) == names
     assert c.plan == {} and torch.equal(g.get_state(), before)
     cfg = c.apply(SBConfig(drift_family="mixture", n_components=4))
     assert "auto" not in (cfg.coupling, cfg.refine_rounds, cfg.lr_inner, cfg.lr_outer, cfg.mixture_covariance)
+    assert cfg.kl_share == 0.0
 
 
 @pytest.mark.parametrize(
