@@ -100,6 +100,18 @@ def _solve_to_budget(rank: int, out: Path) -> None:
     torch.save(rec, out / f"budget{rank}.pt")
 
 
+def _solve_mixture_with_kl_start(rank: int, out: Path) -> None:
+    """The mixture family's KL start on two ranks, ended by rank 0's clock: gradients averaged,
+    every rank leaves it at the same step with the same weights."""
+    g = torch.Generator().manual_seed(6)
+    x0, x1 = torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g) + 1
+    cfg = SBConfig(drift_family="mixture", n_components=3, kl_share=0.5, outer_steps=10**6, time_budget=1.5,
+                   warmup_steps=2, batch_size=16, log_every=0)  # fmt: skip
+    res = solve_bridge(x0, x1, EPS, config=cfg, progress=lambda m: None)
+    rec = {"steps": res.steps, "kl": res.coupling["kl_start"]["steps"], "drift": res.drift_net.state_dict()}
+    torch.save(rec, out / f"kl{rank}.pt")
+
+
 def _fit(rank: int, out: Path) -> None:
     """``train_fields`` on two ranks, its clock from rank 0 (a time budget that does not bind)."""
     g = torch.Generator().manual_seed(5)
@@ -117,6 +129,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     _solve(rank, Path(out), resume=False)
     _solve(rank, Path(out), resume=True)
     _solve_to_budget(rank, Path(out))
+    _solve_mixture_with_kl_start(rank, Path(out))
     _fit(rank, Path(out))
     tdist.destroy_process_group()
 
@@ -191,6 +204,13 @@ def test_a_time_budget_stops_every_rank_at_the_same_step(two_ranks):
     r0, r1 = (torch.load(two_ranks / f"budget{r}.pt") for r in range(WORLD))
     assert r0["stopped_by"] == r1["stopped_by"] == "time_budget"
     assert r0["steps"] == r1["steps"] > 0
+    assert all(torch.equal(v, r1["drift"][k]) for k, v in r0["drift"].items())
+
+
+@pytest.mark.slow
+def test_the_mixture_familys_kl_start_keeps_the_ranks_equal(two_ranks):
+    r0, r1 = (torch.load(two_ranks / f"kl{r}.pt") for r in range(WORLD))
+    assert r0["kl"] == r1["kl"] > 0 and r0["steps"] == r1["steps"] > 0
     assert all(torch.equal(v, r1["drift"][k]) for k, v in r0["drift"].items())
 
 
