@@ -17,10 +17,12 @@ import torch
 from .lightsb import lightsb_loss
 from .state import TrainState
 
-__all__ = ["KL_LR", "kl_start"]
+__all__ = ["KL_BATCH", "KL_LR", "kl_start"]
 
-#: The start's learning rate at its beginning (LightSB's, as :func:`bridge.sb.fit_lightsb`'s).
+#: The start's learning rate at its beginning and its rows per side and step (LightSB's, as
+#: :func:`bridge.sb.fit_lightsb`'s defaults).
 KL_LR = 1e-2
+KL_BATCH = 128
 
 
 def _kl_goal(cfg) -> tuple[int, float | None]:
@@ -32,7 +34,7 @@ def _kl_goal(cfg) -> tuple[int, float | None]:
 
 def kl_start(st: TrainState, run) -> None:
     """Adam on LightSB's objective from :data:`KL_LR` along a cosine to zero (its own optimiser, on
-    ``batch_size`` draws of the coupling per step), then the moving average restarts at the fit.
+    :data:`KL_BATCH` draws of the coupling per step), then the moving average restarts at the fit.
     ``run`` is the solver's run (clock, processes, progress). No checkpoint is written midway:
     an interrupted start runs again from the beginning."""
     cfg = run.cfg
@@ -50,7 +52,7 @@ def kl_start(st: TrainState, run) -> None:
             break
         for grp in opt.param_groups:
             grp["lr"] = KL_LR * 0.5 * (1.0 + math.cos(math.pi * done))
-        xa, xb = st.coupling(cfg.batch_size)
+        xa, xb = st.coupling(KL_BATCH)
         loss = lightsb_loss(st.drift, xa, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
