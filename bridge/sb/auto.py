@@ -27,10 +27,10 @@
   5.1% diagonal, 2.9% full); full :math:`S_k` cost :math:`O(d^3)` per component and step, 6x the
   diagonal ones' time at d = 5 and 24x at d = 16.
 * ``kl_share`` (the mixture family): :data:`KL_SHARE` of the training on LightSB's KL objective
-  before bridge matching from dimension :data:`KL_START_MIN_DIM` on, none below. There a
-  matching step costs about ten KL steps and matching from LightSB's start converges too slowly
-  for a time budget; the KL fit is a start in the right basin, and matching then moves to its
-  own minimiser, which is the better estimator (benchmarks/README.md §24).
+  before bridge matching from dimension :data:`KL_START_MIN_DIM` on, none below. There
+  matching's noisy gradients converge too slowly from LightSB's start for a time budget; the KL
+  fit is a start in the right basin, and matching then moves to its own minimiser, which is the
+  better estimator (benchmarks/README.md §24).
 
 The choices, not ``"auto"``, are what :class:`~bridge.sb.BridgeResult`, ``bridge.pt`` and
 ``report.json`` record (:meth:`AutoChoices.apply`).

@@ -3,26 +3,19 @@ r"""The mixture family's start on LightSB's KL objective (docs/math.md §5.16).
 For the first ``kl_share`` of its training the solver fits the mixture potential by LightSB's
 objective :math:`\mathbb E\log c_\theta(x_0) - \mathbb E\log v_\theta(x_1)` on the coupling's
 draws (only their marginals matter), then bridge matching continues from that fit. Both
-objectives have the bridge as their population minimiser; a KL step costs a fraction of a
-matching step, so the start gets into the minimiser's basin fast, and matching then moves to its
-own empirical minimiser (benchmarks/README.md §24).
+objectives have the bridge as their population minimiser; the KL objective's stochastic gradients
+are far less noisy than matching's, so the start gets into the minimiser's basin fast, and
+matching then moves to its own empirical minimiser (benchmarks/README.md §24).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from .lightsb import lightsb_loss
+from .lightsb import LIGHTSB_BATCH, LIGHTSB_LR, cosine_factor, lightsb_loss
 from .state import TrainState
 
-__all__ = ["KL_BATCH", "KL_LR", "kl_start"]
-
-#: The start's learning rate at its beginning and its rows per side and step (LightSB's, as
-#: :func:`bridge.sb.fit_lightsb`'s defaults).
-KL_LR = 1e-2
-KL_BATCH = 128
+__all__ = ["kl_start"]
 
 
 def _kl_goal(cfg) -> tuple[int, float | None]:
@@ -33,9 +26,10 @@ def _kl_goal(cfg) -> tuple[int, float | None]:
 
 
 def kl_start(st: TrainState, run) -> None:
-    """Adam on LightSB's objective from :data:`KL_LR` along a cosine to zero (its own optimiser, on
-    :data:`KL_BATCH` draws of the coupling per step), then the moving average restarts at the fit.
-    ``run`` is the solver's run (clock, processes, progress). No checkpoint is written midway:
+    """Adam on LightSB's objective from :func:`~bridge.sb.fit_lightsb`'s default rate along a
+    cosine to zero (its own optimiser, on its default batch of the coupling's draws per step),
+    then the moving average restarts at the fit. ``run`` is the solver's run (clock, processes,
+    progress). No checkpoint is written midway:
     an interrupted start runs again from the beginning."""
     cfg = run.cfg
     if cfg.drift_family != "mixture" or not cfg.kl_share:
@@ -43,7 +37,7 @@ def kl_start(st: TrainState, run) -> None:
         return
     steps, seconds = _kl_goal(cfg)
     params = list(st.drift.parameters())
-    opt = torch.optim.Adam(params, lr=KL_LR)
+    opt = torch.optim.Adam(params, lr=LIGHTSB_LR)
     loss = None
     while st.kl_done < steps:
         run.sync(st)
@@ -51,8 +45,8 @@ def kl_start(st: TrainState, run) -> None:
         if done >= 1.0:
             break
         for grp in opt.param_groups:
-            grp["lr"] = KL_LR * 0.5 * (1.0 + math.cos(math.pi * done))
-        xa, xb = st.coupling(KL_BATCH)
+            grp["lr"] = LIGHTSB_LR * cosine_factor(done)
+        xa, xb = st.coupling(LIGHTSB_BATCH)
         loss = lightsb_loss(st.drift, xa, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -34,13 +34,16 @@ from ..threads import DEFAULT_THREADS, torch_threads
 from .couplings import check_samples
 from .potential import COVARIANCES, MixturePotential
 
-__all__ = ["LightSBResult", "fit_lightsb", "lightsb_loss"]
+__all__ = ["LIGHTSB_BATCH", "LIGHTSB_LR", "LightSBResult", "cosine_factor", "fit_lightsb", "lightsb_loss"]
 
 #: The learning-rate schedules of :func:`fit_lightsb`.
 SCHEDULES = ("cosine", "constant")
 #: Progress lines of :func:`fit_lightsb`: every tenth of the steps, and at least every 30 s.
 LOG_LINES = 10
 LOG_SECONDS = 30.0
+#: :func:`fit_lightsb`'s default learning rate and rows per side and step (LightSB's benchmark runs).
+LIGHTSB_LR = 1e-2
+LIGHTSB_BATCH = 128
 
 
 def lightsb_loss(potential: MixturePotential, x0: Tensor, x1: Tensor) -> Tensor:
@@ -138,9 +141,9 @@ def fit_lightsb(
     covariance: str = "diagonal",
     steps: int | None = 10_000,
     time_budget: float | None = None,
-    lr: float = 1e-2,
+    lr: float = LIGHTSB_LR,
     schedule: str = "cosine",
-    batch_size: int = 128,
+    batch_size: int = LIGHTSB_BATCH,
     init_scale: float = 1.0,
     generator: torch.Generator | None = None,
     threads: int | None = DEFAULT_THREADS,
@@ -201,7 +204,12 @@ def _lr_factor(schedule: str, step: int, elapsed: float, steps: int | None, budg
     """The learning rate's factor: 1, or the cosine at the fraction of the run done (steps or time)."""
     if schedule == "constant":
         return 1.0
-    done = max(step / steps if steps else 0.0, elapsed / budget if budget else 0.0)
+    return cosine_factor(max(step / steps if steps else 0.0, elapsed / budget if budget else 0.0))
+
+
+def cosine_factor(done: float) -> float:
+    """A learning rate's factor along a cosine from 1 to 0 over the fraction ``done`` of a run
+    (0 past its end)."""
     return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
 
 
