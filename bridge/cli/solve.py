@@ -37,6 +37,8 @@ __all__ = ["CHECKPOINT_EVERY", "CLI_COUPLINGS", "RUN_FILES", "add_parser", "run"
 RUN_FILES = {
     "run.json": "the inputs: data, eps, seed, training-data fingerprint (checked on resume)",
     "state.pt": "training state, written every 30 s and at the end; a rerun with the same --out resumes from it",
+    "state.mixture-trial.pt": "with --drift-family auto, when the held-out test rejected the mixture: its trial, "
+    "compared with the networks at the end (also on resume)",
     "bridge.pt": "the solved bridge (BridgeResult.save; read by `bridge sample` and BridgeResult.load)",
     "report.json": "checks against POT's entropic plan on held-out samples, settings, timings, history",
     "coupling.png": "x0 -> x1 lines: learned SDE vs POT's plan",
@@ -484,9 +486,18 @@ def _write_report(args, session: _Session, res, ev, figures) -> None:
         "distributed": _distributed_record(session.cfg),
         "versions": package_versions(),
         "arguments": recorded_arguments(args),
-        "files": {name: RUN_FILES[name] for name in ("run.json", "state.pt", "bridge.pt", "report.json", *figures)},
+        "files": {
+            name: RUN_FILES[name]
+            for name in ("run.json", "state.pt", *_trial(session), "bridge.pt", "report.json", *figures)
+        },
     }
     atomic_write_text(session.out / "report.json", json.dumps(jsonable(report), indent=2))
+
+
+def _trial(session) -> tuple[str, ...]:
+    """The rejected mixture trial's file, where the solve left one."""
+    name = "state.mixture-trial.pt"
+    return (name,) if (session.out / name).is_file() else ()
 
 
 def _distributed_record(cfg: SBConfig) -> dict:

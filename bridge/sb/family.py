@@ -16,8 +16,12 @@ network family, which can represent any drift, takes over. The procedure (docs/m
    :math:`x_1` by the energy two-sample test (:func:`energy_test`; Székely and Rizzo 2004).
 4. p-value :math:`\ge` :data:`TEST_LEVEL`: the mixture run continues to its end, and the held-out
    points join its training samples (:func:`join_held_out`; the independent coupling, the mixture
-   family's own). Otherwise the network family solves on all the samples with the rest of the
-   time budget.
+   family's own). Otherwise the network family solves on the training part with the rest of the
+   time budget ...
+5. ... and is held to the same standard at its end (:func:`compare_with_trial`): its samples from
+   the held-out :math:`x_0` against the held-out :math:`x_1`, by the same statistic. The family
+   closer to the held-out targets is returned: the networks, or the mixture as the trial left it
+   (kept beside a checkpoint in :func:`trial_path` so that a resumed solve compares alike).
 
 Settings that only the network family takes (another ``drift_form``, ``gradient_drift=True``, the
 neural interpolant, a custom interpolant) choose it without a test (:func:`network_only`).
@@ -26,6 +30,7 @@ neural interpolant, a custom interpolant) choose it without a test (:func:`netwo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -42,6 +47,7 @@ __all__ = [
     "TEST_POINTS",
     "TEST_SHARE",
     "TRIAL_SHARE",
+    "compare_with_trial",
     "EnergyTest",
     "FamilySplit",
     "energy_test",
@@ -50,6 +56,7 @@ __all__ = [
     "network_only",
     "split_for_test",
     "test_points",
+    "trial_path",
 ]
 
 #: The mixture family's trial: this share of its run (outer steps or time budget) before the test.
@@ -254,3 +261,42 @@ def join_held_out(coupling: Coupling, split: FamilySplit) -> tuple[Coupling, int
         return coupling, 0
     x0, x1 = torch.cat([coupling.x0, split.test0]), torch.cat([coupling.x1, split.test1])
     return IndependentPairs(x0, x1, coupling.gen), split.test0.shape[0]
+
+
+def trial_path(checkpoint: Path) -> Path:
+    """Where a rejected trial's mixture is kept beside ``checkpoint`` for :func:`compare_with_trial`.
+
+    Example:
+        >>> trial_path(Path("runs/a/state.pt")).as_posix()
+        'runs/a/state.mixture-trial.pt'
+    """
+    return checkpoint.with_name(f"{checkpoint.stem}.mixture-trial{checkpoint.suffix}")
+
+
+@torch.no_grad()
+def compare_with_trial(network, record: dict, split: FamilySplit, seed: int) -> dict:
+    """After a rejected trial and the network solve: which family is closer to the held-out targets.
+
+    The network family's result ``network`` draws one ``x1`` for each held-out ``x0`` (its SDE,
+    :meth:`~bridge.sb.BridgeResult.sample`), and :func:`energy_test` compares them with the held-out
+    ``x1``, as :func:`mixture_test` did for the trial's mixture (``record``, its record). The family
+    with the smaller energy distance wins: a rejected mixture is returned when the networks are
+    further still, since on such data neither describes ``rho1`` and the mixture's coupling is the
+    bridge to its own marginal (docs/math.md §5.15).
+
+    Returns ``record`` with ``family`` the winner, ``compared`` (both energy distances and the
+    network family's p-value) and a ``reason`` that says both.
+    """
+    g = torch.Generator(device=split.test0.device).manual_seed(seed + SEED_OFFSET)
+    y = network.sample(split.test0, per_point=1, generator=g)[:, 0]
+    test = energy_test(y, split.test1, generator=torch.Generator().manual_seed(seed + SEED_OFFSET))
+    mix, net = record["energy_distance"], test.statistic
+    winner = "mixture" if mix < net else "network"
+    reason = (
+        f"{winner}: the energy test on {record['test_points']} held-out points per side told the mixture "
+        f"family's samples from the targets (p = {record['p_value']:.3g}); after the network solve the "
+        f"{winner} family is the closer of the two (energy distance {mix:.4g} for the mixture's trial, "
+        f"{net:.4g} for the networks, p = {test.p_value:.3g})"
+    )
+    compared = {"mixture": mix, "network": net, "network_p_value": test.p_value}
+    return record | {"family": winner, "reason": reason, "compared": compared}

@@ -42,7 +42,8 @@ class BridgeResult:
         eps: the paper's eps.
         history: per logged outer step: objective, kinetic-energy estimate, inner gap, wall time.
         steps, wall_s, stopped_by: outer steps taken, training wall time, "steps",
-            "time_budget" or "early_stop".
+            "time_budget", "early_stop" or "family_trial" (``drift_family="auto"`` returned the
+            mixture family's trial: see ``family``).
         config: the :class:`~bridge.sb.SBConfig` used, with its ``"auto"`` settings resolved.
         coupling: how the training pairs ``(x0, x1)`` were drawn (``solve_bridge``'s record).
         validation: with ``SBConfig.holdout > 0``: the held-out sizes, the validation curve
@@ -56,7 +57,8 @@ class BridgeResult:
         family: with ``drift_family="auto"``, how the family was chosen (:mod:`bridge.sb.family`:
             ``family``, ``reason`` and, after the mixture family's trial, the test's
             ``p_value``, ``energy_distance``, ``floor``, ``test_points``, ``trial_steps``,
-            ``trial_s``); empty otherwise.
+            ``trial_s``; when the test rejected the mixture, ``compared``: both families' energy
+            distances to the held-out targets after the network solve); empty otherwise.
     """
 
     drift_net: nn.Module

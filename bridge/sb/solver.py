@@ -253,13 +253,15 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
         )
     split = family.split_for_test(x0, x1, cfg.seed)
     try:  # a network solve after a rejected trial (its record is in the checkpoint)?
-        restored = read_checkpoint(ckpt, problem_record(x0, x1, eps, net_cfg)) if resume else None
+        restored = read_checkpoint(ckpt, problem_record(split.x0, split.x1, eps, net_cfg)) if resume else None
     except CheckpointMismatchError:
         restored = None
     if restored is not None:
         old = {"family": "network", "reason": "network: resumed from a network-family checkpoint", "trial_s": 0.0}
         record = restored[1]["coupling_info"].get("family", old)
-        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, restored, group)
+        trial_file = family.trial_path(ckpt)
+        trial = BridgeResult.load(trial_file) if trial_file.is_file() else None
+        return _network_after_trial(split, eps, net_cfg, record, trial, say, ckpt, every, restored, group)
     mix_cfg = replace(cfg, drift_family="mixture")
     st, run, choices = _start(split.x0, split.x1, eps, None, mix_cfg, say, ckpt, every, resume, group)
     record = run.coupling_info.get("family")  # a resumed run past its trial
@@ -273,9 +275,12 @@ def _solve_auto_family(x0, x1, eps, interpolant, cfg: SBConfig, say, ckpt, every
         record |= {"trial_steps": st.step, "trial_s": round(run.elapsed(st), 3)}
         say(f"[solve] drift family 'auto': {record['reason']}")
     if record["family"] == "network":
+        trial = _result(st, run, choices)  # the mixture as the trial left it, for the comparison at the end
+        trial.stopped_by = "family_trial"
         if ckpt is not None and group.is_main:
+            trial.save(family.trial_path(ckpt))
             ckpt.unlink(missing_ok=True)  # the trial's state; the network solve writes its own
-        return _network_after_trial(x0, x1, eps, net_cfg, record, say, ckpt, every, None, group)
+        return _network_after_trial(split, eps, net_cfg, record, trial, say, ckpt, every, None, group)
     st.coupling, joined = family.join_held_out(st.coupling, split)
     if "joined" not in record:
         record |= {"joined": joined}
@@ -298,19 +303,30 @@ def _warn_once(say):
     return once
 
 
-def _network_after_trial(x0, x1, eps, cfg: SBConfig, record: dict, say, ckpt, every, restored, group):
-    """The network family on all samples, with the time budget that the mixture's trial left
-    (resumed from ``restored``, its checkpoint as read, when not None)."""
+def _network_after_trial(split, eps, cfg: SBConfig, record: dict, trial, say, ckpt, every, restored, group):
+    """The network family on the training part of ``split``, with the time budget that the mixture's
+    trial left (resumed from ``restored``, its checkpoint as read, when not None); then the family
+    closer to the held-out targets, the networks or ``trial`` (the trial's mixture result;
+    :func:`bridge.sb.family.compare_with_trial`)."""
     if cfg.time_budget is not None:
         cfg = replace(
             cfg, time_budget=max(cfg.time_budget - record["trial_s"], family.MIN_BUDGET_SHARE * cfg.time_budget)
         )
-    st, run, choices = _start(x0, x1, eps, None, cfg, say, ckpt, every, restored is not None, group, restored)
+    resumed = restored is not None
+    st, run, choices = _start(split.x0, split.x1, eps, None, cfg, say, ckpt, every, resumed, group, restored)
     run.coupling_info = run.coupling_info | {"family": record}
     _train(st, run)
     res = _result(st, run, choices)
     res.wall_s += record["trial_s"]
-    return res
+    if trial is None:  # a checkpoint written without the trial beside it
+        say("[solve] drift family 'auto': no trial mixture beside the checkpoint to compare with; the networks stay")
+        return res
+    started = time.perf_counter()
+    final = family.compare_with_trial(res, record, split, cfg.seed)
+    say(f"[solve] drift family 'auto': {final['reason']}")
+    out = res if final["family"] == "network" else trial
+    out.wall_s = res.wall_s + time.perf_counter() - started
+    return _with_family(out, final)
 
 
 def _with_family(res: BridgeResult, record: dict) -> BridgeResult:

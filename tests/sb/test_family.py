@@ -1,8 +1,10 @@
 """drift_family="auto" (bridge.sb.family): the energy test, the split, and the solve that follows
-the test's decision (the mixture run continued, or a network solve), resumed exactly."""
+the test's decision (the mixture run continued, or a network solve and the comparison of the two
+families on the held-out points), resumed exactly."""
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -98,51 +100,85 @@ def _params(net):
     return [p.detach().clone() for p in net.state_dict().values()]
 
 
-@pytest.mark.parametrize("level, chosen", [(0.0, "mixture"), (1.5, "network")])
-def test_auto_follows_the_test(monkeypatch, tmp_path, level, chosen):
+def _bimodal(n=1000):
+    """A target of two far clusters: one Gaussian (``n_components=1``) cannot describe it."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(n, 2, generator=g)
+    return x0, 0.3 * torch.randn(n, 2, generator=g) + 3.0 * torch.sign(torch.randn(n, 1, generator=g))
+
+
+# (test level, data, settings, family returned): the test keeps the mixture; it rejects it (level
+# above 1) and the trial's mixture is still closer to the held-out targets than the tiny networks;
+# it rejects it and the networks are closer, where one Gaussian cannot fit two clusters.
+CASES = [
+    (0.0, _data, SMALL, "mixture"),
+    (1.5, _data, SMALL, "mixture"),
+    (1.5, _bimodal, SMALL | dict(n_components=1, hidden=32, depth=2), "network"),
+]
+
+
+@pytest.mark.parametrize("level, data, settings, chosen", CASES)
+def test_auto_follows_the_test(monkeypatch, tmp_path, level, data, settings, chosen):
     """Accepted: the mixture run goes on with the held-out points joined to its training samples.
-    Rejected: exactly a network solve on all samples. Both record the test; a resumed run keeps
-    the record and repeats nothing."""
+    Rejected: exactly a network solve on the training part, then the family closer to the held-out
+    targets (the networks, or the trial's mixture). All record the test; a resumed run keeps the
+    record and repeats nothing."""
     monkeypatch.setattr(family, "TEST_LEVEL", level)
     joined = []
     join = family.join_held_out
     monkeypatch.setattr(family, "join_held_out", lambda c, s: joined.append(join(c, s)) or joined[-1])
-    x0, x1 = _data()
-    cfg = SBConfig(**SMALL)
+    x0, x1 = data()
+    cfg = SBConfig(**settings)
+    s = split_for_test(x0, x1, cfg.seed)
     ckpt = tmp_path / "state.pt"
     lines = []
     res = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append, checkpoint=ckpt)
     assert res.config.drift_family == chosen and res.family["family"] == chosen
     assert res.family["test_points"] == 100 and res.family["trial_steps"] == 3  # 25% of 12 outer steps
     assert 0 < res.family["p_value"] <= 1 and res.choices["drift_family"] == res.family["reason"]
-    assert sum("trial" in m for m in lines) == 1
-    if chosen == "mixture":
-        s = split_for_test(x0, x1, cfg.seed)
+    assert sum("trial" in m for m in lines) == (1 if level == 0 else 2)
+    if level == 0:
         ((coupling, k),) = joined
         assert k == res.family["joined"] == 100 and sum("join" in m for m in lines) == 1
         assert torch.equal(coupling.x0, torch.cat([s.x0, s.test0])) and torch.equal(
             coupling.x1, torch.cat([s.x1, s.test1])
         )
-        ref = solve_bridge(s.x0, s.x1, 0.5, config=SBConfig(drift_family="mixture", **SMALL), progress=lambda m: None)
-        assert isinstance(res.drift_net, MixturePotential)
+        ref = solve_bridge(s.x0, s.x1, 0.5, config=replace(cfg, drift_family="mixture"), progress=lambda m: None)
+        assert isinstance(res.drift_net, MixturePotential) and "compared" not in res.family
         same = all(torch.equal(p, q) for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True))
         assert not same  # the joined points were drawn
+        assert res.steps == ref.steps == 12
     else:
-        ref = solve_bridge(x0, x1, 0.5, config=SBConfig(drift_family="network", **SMALL), progress=lambda m: None)
-        assert res.wall_s > res.family["trial_s"] and not joined  # the trial counts as training time
-        for p, q in zip(_params(res.drift_net), _params(ref.drift_net), strict=True):
-            assert torch.equal(p, q)
-    assert res.steps == ref.steps == 12
+        assert not joined and family.trial_path(ckpt).is_file()
+        net = solve_bridge(s.x0, s.x1, 0.5, config=replace(cfg, drift_family="network"), progress=lambda m: None)
+        g = torch.Generator().manual_seed(cfg.seed + family.SEED_OFFSET)
+        y = net.sample(s.test0, per_point=1, generator=g)[:, 0]
+        compared = res.family["compared"]
+        assert compared["network"] == pytest.approx(energy_distance(y, s.test1), rel=1e-9)
+        assert compared["mixture"] == res.family["energy_distance"]
+        assert (compared["mixture"] < compared["network"]) == (chosen == "mixture")
+        assert res.wall_s > res.family["trial_s"]  # the trial counts as training time
+        if chosen == "network":
+            assert res.steps == 12
+            for p, q in zip(_params(res.drift_net), _params(net.drift_net), strict=True):
+                assert torch.equal(p, q)
+        else:  # the trial's mixture, as the test saw it
+            assert res.steps == 3 and res.stopped_by == "family_trial"
+            g = torch.Generator().manual_seed(cfg.seed + family.SEED_OFFSET)
+            y = res.sample(s.test0, per_point=1, generator=g)[:, 0]
+            assert energy_distance(y, s.test1) == pytest.approx(compared["mixture"], rel=1e-9)
     lines.clear()
     again = solve_bridge(x0, x1, 0.5, config=cfg, progress=lines.append, checkpoint=ckpt, resume=True)
-    assert again.family == res.family and not any("trial" in m for m in lines)
+    assert again.family == res.family and not any("trial (" in m for m in lines)
     for p, q in zip(_params(again.drift_net), _params(res.drift_net), strict=True):
         assert torch.equal(p, q)
 
 
-@pytest.mark.parametrize("stop", [2, 7])  # during the trial; after the test, with the held-out points joined
-def test_auto_resumes_an_interrupted_run_exactly(monkeypatch, tmp_path, stop):
-    monkeypatch.setattr(family, "TEST_LEVEL", 0.0)
+# during the trial; after the test, with the held-out points joined; during the network solve after a
+# rejected trial (the trial's mixture is read back from beside the checkpoint for the comparison)
+@pytest.mark.parametrize("level, stop", [(0.0, 2), (0.0, 7), (1.5, 7)])
+def test_auto_resumes_an_interrupted_run_exactly(monkeypatch, tmp_path, level, stop):
+    monkeypatch.setattr(family, "TEST_LEVEL", level)
     x0, x1 = _data()
     cfg = SBConfig(log_every=1, **SMALL)
     full = solve_bridge(x0, x1, 0.5, config=cfg, progress=lambda m: None)
