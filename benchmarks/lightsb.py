@@ -24,9 +24,9 @@ sampling floor (benchmarks/README.md §1).
 
 from __future__ import annotations
 
-import json
 import time
 
+import keyvalue
 import torch
 
 from bridge.sb import fit_lightsb
@@ -55,17 +55,8 @@ def add_arguments(p) -> None:
 
 
 def parse_overrides(items: list[str], error) -> dict:
-    """``KEY=VALUE`` items as a dict (``error(msg)`` on a bad one: the parser's ``error``)."""
-    out = {}
-    for item in items:
-        key, sep, val = item.partition("=")
-        if not sep or key not in OPTIONS:
-            error(f"--lightsb-set: expected KEY=VALUE, KEY one of {', '.join(OPTIONS)}; got {item!r}")
-        try:
-            out[key] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key] = val  # a bare string, e.g. schedule=constant
-    return out
+    """``--lightsb-set`` items as a dict (``error(msg)`` on a bad one: the parser's ``error``)."""
+    return keyvalue.parse_overrides(items, OPTIONS, "--lightsb-set", error)
 
 
 def run(prob, args, evaluate, say) -> dict:

@@ -111,6 +111,7 @@ from bridge.sb.auto import learning_rates
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lightsb as lightsb_peer  # noqa: E402  (the LightSB peer and its published numbers)
+from keyvalue import parse_overrides  # noqa: E402
 
 DT = torch.float64  # references and metrics
 TRAIN_DT = torch.float32  # training data, networks and their samples
@@ -677,17 +678,7 @@ def parse_args(argv=None):
             setattr(args, key, val)
     if args.cov_points is None:
         args.cov_points = 10_000 if args.quick else 100_000
-    fields = set(SBConfig.__dataclass_fields__)
-    overrides = {}
-    for item in args.bridge_set:
-        key, sep, val = item.partition("=")
-        if not sep or key not in fields:
-            p.error(f"--bridge-set: expected KEY=VALUE, KEY one of {', '.join(sorted(fields))}; got {item!r}")
-        try:
-            overrides[key] = json.loads(val)
-        except json.JSONDecodeError:
-            overrides[key] = val  # a bare string, e.g. drift_form=endpoint
-    args.bridge_set = overrides
+    args.bridge_set = parse_overrides(args.bridge_set, set(SBConfig.__dataclass_fields__), "--bridge-set", p.error)
     args.lightsb_set = lightsb_peer.parse_overrides(args.lightsb_set, p.error)
     args.problems = [s.strip() for s in args.problems.split(",") if s.strip()]
     for name in args.problems:

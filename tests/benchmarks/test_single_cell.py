@@ -58,8 +58,21 @@ def test_benchmark_quick_runs_every_method(bench, folder, tmp_path, capsys):
         for name, res in task["methods"].items():
             assert "error" not in res, (name, res.get("error"))
             assert math.isfinite(res["energy"]) and res["wall_s"] >= 0
+            assert math.isfinite(res["end_energy"]) and (name != "independent" or abs(res["end_energy"]) < 0.5)
     assert set(rec["means"]) >= {"bridge", "lightsb", "sinkhorn", "independent"}
     assert "| LightSB (published) |" in capsys.readouterr().out
+
+
+def test_bridge_set_reaches_the_solver(bench, folder, tmp_path):
+    """``--bridge-set outer_steps=3`` stops the bridge at 3 outer steps; a key SBConfig lacks is refused."""
+    out = tmp_path / "single_cell.json"
+    argv = ["--data", str(folder), "--quick", "--methods", "bridge", "--bridge-set", "outer_steps=3", "--out", str(out)]
+    assert bench.main(argv) == 0
+    rec = json.loads(out.read_text())
+    assert rec["bridge_set"] == {"outer_steps": 3}
+    assert all(t["methods"]["bridge"]["outer_steps"] == 3 for t in rec["tasks"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--bridge-set", "no_such_field=1"])
 
 
 @pytest.mark.parametrize("how", ["no folder", "missing file"])
