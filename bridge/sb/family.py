@@ -212,6 +212,14 @@ def network_only(cfg: SBConfig, custom_interpolant: bool, n0: int, n1: int) -> s
     return None
 
 
+def _held_out_test(model, split: FamilySplit, seed: int) -> EnergyTest:
+    """:func:`energy_test` of one ``model.sample`` draw per held-out ``x0`` against the held-out ``x1``
+    (both draws from ``seed + SEED_OFFSET``): the statistic that the trial and the comparison share."""
+    g = torch.Generator(device=split.test0.device).manual_seed(seed + SEED_OFFSET)
+    y = model.sample(split.test0, per_point=1, generator=g)[:, 0]
+    return energy_test(y, split.test1, generator=torch.Generator().manual_seed(seed + SEED_OFFSET))
+
+
 @torch.no_grad()
 def mixture_test(potential, split: FamilySplit, seed: int) -> dict:
     """The trial's test: one exact ``x1`` per held-out ``x0`` against the held-out ``x1``.
@@ -221,10 +229,7 @@ def mixture_test(potential, split: FamilySplit, seed: int) -> dict:
     ``energy_distance`` and ``p_value``, ``test_points``, and ``floor``: the energy distance
     between the held-out targets and as many training targets (two samples of ``rho1``), for scale.
     """
-    g = torch.Generator(device=split.test0.device).manual_seed(seed + SEED_OFFSET)
-    y = potential.sample(split.test0, 1, generator=g)[:, 0]
-    gen = torch.Generator().manual_seed(seed + SEED_OFFSET)
-    test = energy_test(y, split.test1, generator=gen)
+    test = _held_out_test(potential, split, seed)
     m = split.test1.shape[0]
     floor = energy_distance(split.x1[:m], split.test1)
     keep = test.p_value >= TEST_LEVEL
@@ -287,9 +292,7 @@ def compare_with_trial(network, record: dict, split: FamilySplit, seed: int) -> 
     Returns ``record`` with ``family`` the winner, ``compared`` (both energy distances and the
     network family's p-value) and a ``reason`` that says both.
     """
-    g = torch.Generator(device=split.test0.device).manual_seed(seed + SEED_OFFSET)
-    y = network.sample(split.test0, per_point=1, generator=g)[:, 0]
-    test = energy_test(y, split.test1, generator=torch.Generator().manual_seed(seed + SEED_OFFSET))
+    test = _held_out_test(network, split, seed)
     mix, net = record["energy_distance"], test.statistic
     winner = "mixture" if mix < net else "network"
     reason = (
