@@ -38,12 +38,14 @@ import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import Tensor
 from torch import distributed as tdist
 
 __all__ = [
+    "EXIT_WAIT",
     "RANK_SEED_OFFSET",
     "SINGLE",
     "Group",
@@ -57,6 +59,9 @@ __all__ = [
 #: Rank ``r``'s training draws come from ``seed + r * RANK_SEED_OFFSET`` (rank 0: the seed's own
 #: stream, so rank 0 of a distributed run draws what a single process would draw first).
 RANK_SEED_OFFSET = 1_000_003
+#: How long the ranks that finish first wait at the end of :func:`process_group` for the others
+#: (rank 0 evaluates and writes the run alone after training, for as long as that takes).
+EXIT_WAIT = timedelta(days=7)
 
 
 def launched_world_size() -> int:
@@ -224,11 +229,22 @@ def init_from_env(device: str = "cpu") -> Group:
 
 @contextmanager
 def process_group(device: str = "cpu") -> Iterator[Group]:
-    """:func:`init_from_env` for the block, the process group destroyed after it (if it made one)."""
+    """:func:`init_from_env` for the block, the process group destroyed after it (if it made one).
+
+    After a block that ends without an exception every rank waits for the others (a barrier on
+    a gloo group of its own, with the timeout :data:`EXIT_WAIT`) before the group is destroyed:
+    a rank that destroyed its group and exited while rank 0 still held its connections sometimes
+    aborted at interpreter exit (SIGABRT, "terminate called without an active exception"; a few
+    2-process ``bridge solve`` runs in a hundred on a busy 2-core machine). A block that raises
+    skips the wait; ``torchrun`` then stops the other ranks.
+    """
     made = launched_world_size() > 1 and not tdist.is_initialized()
     group = init_from_env(device)
+    leave = tdist.new_group(backend="gloo", timeout=EXIT_WAIT) if made else None
     try:
         yield group
+        if leave is not None:
+            tdist.barrier(group=leave)
     finally:
         if made and tdist.is_initialized():
             tdist.destroy_process_group()
