@@ -93,7 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=4096, help="pairs per matching step")
     p.add_argument("--test-points", type=int, default=500)
     p.add_argument("--per-point", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the problem's draws (as benchmarks/sb.py --seed) and the fits")
     p.add_argument("--out", default="benchmarks/results/mixture_floor.json")
     return p.parse_args(argv)
 
@@ -104,8 +104,8 @@ def main(argv=None) -> None:
     rows = []
     for name in args.problems.split(","):
         for n in (int(v) for v in args.n_train.split(",")):
-            pargs = bench.parse_args(["--problems", name, "--n-train", str(n), "--test-points",
-                                      str(args.test_points), "--per-point", str(args.per_point)])  # fmt: skip
+            pargs = bench.parse_args(["--problems", name, "--n-train", str(n), "--test-points", str(args.test_points),
+                                      "--per-point", str(args.per_point), "--seed", str(args.seed)])  # fmt: skip
             prob = bench.build_problem(name, pargs)
             row = {"problem": name, "n_train": n, "floor": bench.floor(prob, pargs)["cbw2_uvp"]}
             truth = MixturePotential.from_mixture_benchmark(prob.ref)
