@@ -26,7 +26,8 @@ stay in closed form (docs/math.md §5.10):
 
 :class:`MixturePotential` holds the parameters (log-weights, means :math:`\mu_k` — LightSB's
 :math:`r_k` — and :math:`S_k`, diagonal through log-variances or full through a Cholesky factor
-with positive diagonal) and evaluates these in ``x``'s dtype and device.
+with positive diagonal) and evaluates these in ``x``'s dtype and device. A boolean buffer
+``active`` can switch components off (weight zero; :mod:`bridge.sb.prune`).
 """
 
 from __future__ import annotations
@@ -142,6 +143,12 @@ class MixturePotential(nn.Module):
         self.means = nn.Parameter(means.detach().clone().to(**to))
         log_s = torch.full((K, d), math.log(scale), **to)
         self.raw_cov = nn.Parameter(log_s if covariance == "diagonal" else torch.diag_embed(log_s / 2))
+        self.register_buffer("active", torch.ones(K, dtype=torch.bool, device=to["device"]))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # files written before components could be switched off have no mask: all are on
+        state_dict.setdefault(prefix + "active", torch.ones_like(self.active))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_components(cls, weights: Tensor, means: Tensor, covs: Tensor, eps: float) -> MixturePotential:
@@ -205,8 +212,9 @@ class MixturePotential(nn.Module):
         return 2.0 * self.eps
 
     def log_weights(self) -> Tensor:
-        r""":math:`\log\alpha_k`, ``(K,)``, normalised."""
-        return torch.log_softmax(self.logits, dim=0)
+        r""":math:`\log\alpha_k`, ``(K,)``, normalised over the active components (the others:
+        :math:`-\infty`, :mod:`bridge.sb.prune`)."""
+        return torch.log_softmax(self.logits.masked_fill(~self.active, -math.inf), dim=0)
 
     def cov_factor(self) -> Tensor:
         r""":math:`\mathrm{chol}(S_k)`, ``(K, d, d)``, lower triangular with positive diagonal."""
@@ -457,7 +465,11 @@ class MixturePotential(nn.Module):
         S = self._to(x, self.cov_matrix())
         means = self._to(x, self.means) + torch.einsum("kij,nj->nki", S, x)
         scale = math.sqrt(self.r) * self._to(x, self.cov_factor())
-        return MixtureConditional(torch.log_softmax(self._c_terms(x), dim=-1), means, scale)
+        return MixtureConditional(self.conditional_log_weights(x), means, scale)
+
+    def conditional_log_weights(self, x0: Tensor) -> Tensor:
+        r""":math:`\log w_k(x_0)`, ``(n, K)``: the components' shares of :math:`x_1 \mid x_0` (:meth:`conditional`)."""
+        return torch.log_softmax(self._c_terms(self._check_x(x0, "x0")), dim=-1)
 
     def _draw_block(self, x: Tensor, per: int, generator) -> Tensor:
         """``per`` exact samples of ``x1 | x0`` for each row of ``x``: ``(n, per, d)``."""
