@@ -37,6 +37,17 @@ def positive_float(s: str) -> float:
     return v
 
 
+def nonnegative_float(s: str) -> float:
+    """A finite number >= 0."""
+    try:
+        v = float(s)
+    except ValueError:
+        v = -1.0
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
+    return v
+
+
 def _int_at_least(s: str, low: int, what: str) -> int:
     try:
         v = int(s)

@@ -22,6 +22,7 @@ from ..threads import DEFAULT_THREADS
 from .args import (
     fraction_or_auto,
     holdout_fraction,
+    nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -74,6 +75,7 @@ CONFIG_FIELDS = {
     "n_components": "n_components",
     "mixture_covariance": "mixture_covariance",
     "kl_share": "kl_share",
+    "min_component_count": "min_component_count",
 }
 #: ``--gradient-drift`` values -> ``SBConfig.gradient_drift``.
 GRADIENT_DRIFT = {"auto": "auto", "on": True, "off": False}
@@ -219,6 +221,14 @@ def _add_mixture_options(g) -> None:
         metavar="{auto,FRAC}",
         help="share of the mixture family's training spent first on LightSB's KL objective, before bridge "
         "matching (default auto: 1/3 from dimension 32 on, 0 below)",
+    )
+    g.add_argument(
+        "--min-component-count",
+        type=nonnegative_float,
+        default=None,
+        metavar="N",
+        help="switch off the mixture components that account for fewer than N of the training sources' "
+        "predicted targets (default 1; 0 keeps them all)",
     )
 
 

@@ -89,6 +89,9 @@ class SBConfig:
             steps) spent first on LightSB's KL objective (docs/math.md §5.16), before bridge
             matching starts from its fit; a number in [0, 1) (0: none) or ``"auto"``
             (:func:`bridge.sb.auto.kl_share`). The network family ignores it.
+        min_component_count: the mixture family's returned potential switches off the components
+            that account for fewer than this many of the training sources' predicted targets
+            (docs/math.md §5.17, :mod:`bridge.sb.prune`; 0: keeps them all).
 
     Example:
         >>> SBConfig(time_budget=60).coupling
@@ -138,6 +141,7 @@ class SBConfig:
     n_components: int = 50
     mixture_covariance: str = "auto"
     kl_share: float | str = "auto"
+    min_component_count: float = 1.0
 
     def __post_init__(self) -> None:
         _check_ints(self)
@@ -219,6 +223,8 @@ def _check_numbers(cfg: SBConfig) -> None:
         raise ValueError(f"holdout: expected a fraction in [0, 1), got {cfg.holdout!r}")
     if cfg.kl_share != "auto" and (not _is_number(cfg.kl_share) or not 0 <= cfg.kl_share < 1):
         raise ValueError(f"kl_share: expected 'auto' or a fraction in [0, 1), got {cfg.kl_share!r}")
+    if not _is_number(cfg.min_component_count) or cfg.min_component_count < 0:
+        raise ValueError(f"min_component_count: expected a number >= 0, got {cfg.min_component_count!r}")
     if not _is_number(cfg.refine_share) or not 0 < cfg.refine_share < 1:
         raise ValueError(f"refine_share: expected a fraction in (0, 1), got {cfg.refine_share!r}")
 

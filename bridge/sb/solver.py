@@ -11,6 +11,7 @@ and coupling refinement (:mod:`~bridge.sb.refine`), with checkpoints to resume f
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 import warnings
@@ -34,7 +35,8 @@ from .config import SBConfig
 from .couplings import MinibatchPairs, PairedRows, restore_coupling
 from .kl_start import kl_start
 from .objective import inner_loss, sb_objective
-from .potential import TIME_BLOCK
+from .potential import TIME_BLOCK, MixturePotential
+from .prune import prune
 from .refine import RefineSchedule, sde_pairs
 from .result import BridgeResult
 from .setup import (
@@ -330,8 +332,9 @@ def _network_after_trial(split, eps, cfg: SBConfig, record: dict, trial, say, ck
 
 
 def _with_family(res: BridgeResult, record: dict) -> BridgeResult:
-    """``res`` with the family decision recorded (``family`` and ``choices["drift_family"]``)."""
-    res.family = dict(record)
+    """``res`` with the family decision recorded (``family`` and ``choices["drift_family"]``; a
+    mixture's record of switched-off components stays)."""
+    res.family = dict(record) | ({"pruned": res.family["pruned"]} if "pruned" in res.family else {})
     res.choices = res.choices | {"drift_family": record["reason"]}
     return res
 
@@ -627,8 +630,8 @@ def _result(st: TrainState, run: _Run, choices: AutoChoices) -> BridgeResult:
         coupling = coupling | {"refine": refine | {"started": st.refine_started}}
     if st.kl_done:
         coupling = coupling | {"kl_start": {"steps": st.kl_done, "s": round(st.kl_s, 3)}}
-    drift = st.drift_out
-    drift.eval()
+    drift, pruned = _returned_drift(st, run)
+    record = (record or {}) | ({"pruned": pruned} if pruned else {})
     return BridgeResult(
         drift_net=drift,
         interpolant=st.interpolant,
@@ -641,8 +644,24 @@ def _result(st: TrainState, run: _Run, choices: AutoChoices) -> BridgeResult:
         coupling=coupling,
         validation=validation,
         choices=reasons,
-        family=record or {},
+        family=record,
     )
+
+
+def _returned_drift(st: TrainState, run: _Run) -> tuple[nn.Module, dict | None]:
+    """The drift the result returns, in eval mode; the mixture family's a copy with the components
+    that the training sources do not support switched off (:mod:`bridge.sb.prune`), and that record."""
+    drift = st.drift_out
+    if not isinstance(drift, MixturePotential) or run.cfg.min_component_count <= 0:
+        return drift.eval(), None
+    drift = copy.deepcopy(drift).eval()
+    rec = prune(drift, run.x0, run.cfg.min_component_count)
+    if rec["switched_off"]:
+        run.say(
+            f"[solve] mixture family: {rec['switched_off']} of {drift.n_components} components switched off: each "
+            f"accounts for fewer than {rec['min_count']:g} of the {run.x0.shape[0]} training sources' predicted targets"
+        )
+    return drift, rec
 
 
 def _returned_state(st: TrainState, run: _Run) -> dict:

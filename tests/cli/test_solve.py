@@ -90,6 +90,8 @@ def test_solve_writes_the_run_directory(run_dir):
         ({"--patience": "0"}, "--patience"),
         ({"--refine-rounds": "-1"}, "--refine-rounds"),
         ({"--refine-rounds": "once"}, "--refine-rounds"),
+        ({"--min-component-count": "-1"}, "--min-component-count"),
+        ({"--min-component-count": "nan"}, "--min-component-count"),
     ],
 )
 def test_solve_bad_input_one_line(tmp_path, capsys, change, word):
@@ -247,10 +249,10 @@ def test_solve_with_the_mixture_family_and_exact_sampling(tmp_path):
     """`--drift-family mixture` records the family in report.json and bridge.pt; `bridge sample`
     then draws exactly (the same draws as BridgeResult.sample), and `--time` passes through."""
     args = ("--drift-family", "mixture", "--n-components", "3", "--mixture-covariance", "full", "--kl-share", "0.5")
-    assert solve(tmp_path / "run", *args, "--quiet", steps=3) == 0
+    assert solve(tmp_path / "run", *args, "--min-component-count", "0", "--quiet", steps=3) == 0
     cfg = json.loads((tmp_path / "run" / "report.json").read_text())["training"]["config"]
     assert (cfg["drift_family"], cfg["n_components"], cfg["mixture_covariance"]) == ("mixture", 3, "full")
-    assert cfg["kl_share"] == 0.5
+    assert (cfg["kl_share"], cfg["min_component_count"]) == (0.5, 0.0)
     back = BridgeResult.load(tmp_path / "run" / "bridge.pt")
     assert back.sampling_method() == "exact"
     x0 = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)

@@ -136,6 +136,7 @@ def test_auto_follows_the_test(monkeypatch, tmp_path, level, data, settings, cho
     assert res.config.drift_family == chosen and res.family["family"] == chosen
     assert res.family["test_points"] == 100 and res.family["trial_steps"] == 3  # 25% of 12 outer steps
     assert 0 < res.family["p_value"] <= 1 and res.choices["drift_family"] == res.family["reason"]
+    assert ("pruned" in res.family) == (chosen == "mixture")  # the returned mixture's switch-off record
     assert sum("trial" in m for m in lines) == (1 if level == 0 else 2)
     if level == 0:
         ((coupling, k),) = joined
