@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import math
@@ -275,7 +276,29 @@ def run_bridge(prob: Problem, args, family: str = "network") -> dict:
         "family": res.family,  # drift_family="auto": the mixture family's test (bridge.sb.family)
     }
     draw = lambda x, k, gen: res.sample(x, per_point=k, steps=args.sde_steps, generator=gen, grid=BRIDGE_GRID)
-    return out | evaluate(prob, draw, args, g)
+    return out | evaluate(prob, draw, args, g) | _with_all_components(prob, res, args)
+
+
+def _with_all_components(prob: Problem, res, args) -> dict:
+    """Where the solver switched mixture components off (bridge.sb.prune): the same potential with
+    every component on, scored on the same draws, as ``all_components``."""
+    if not res.family.get("pruned", {}).get("switched_off"):
+        return {}
+    pot = copy.deepcopy(res.drift_net)
+    off = ~pot.active
+    pot.active.fill_(True)
+    draw = lambda x, k, gen: pot.sample(x, k, generator=gen)
+    out = evaluate(prob, draw, args, torch.Generator().manual_seed(args.seed + 11))
+    with torch.no_grad():  # the switched-off components' share of x1 | x0 at the test sources
+        share = pot.conditional_log_weights(prob.x_test.to(TRAIN_DT)).exp()[:, off].sum(1)
+        var = pot.cov_matrix().diagonal(dim1=-2, dim2=-1)
+    out |= {
+        "off_share_max": float(share.max()),
+        "test_sources_off_share_over_1pct": int((share > 0.01).sum()),
+        "variance_range_off": [float(var[off].min()), float(var[off].max())],
+        "variance_range_kept": [float(var[~off].min()), float(var[~off].max())],
+    }
+    return {"all_components": out}
 
 
 def run_pot(prob: Problem, args) -> dict:

@@ -136,3 +136,18 @@ def test_more_training_data_keeps_the_test_inputs(bench, monkeypatch, name):
     assert large.target_trace == small.target_trace
     assert large.x0_train[:40].equal(small.x0_train) and large.x1_train[:40].equal(small.x1_train)
     assert not large.x0_train[40:].equal(large.x0_train[:30])  # new draws, not repeats
+
+
+def test_mixture_with_components_off_is_scored_with_all_on_too(bench, tmp_path):
+    """Where the solver switched components off, the record holds the same potential's score with
+    every component on, and the switched-off components' share at the test sources."""
+    out = tmp_path / "sb.json"
+    args = ["--problems", "mix2-r1", "--methods", "bridge-mixture", "--budget", "1", "--n-train", "300"]
+    args += ["--test-points", "6", "--per-point", "8", "--threads", "0", "--bridge-set", "n_components=6"]
+    bench.main(args + ["--bridge-set", "min_component_count=100", "--out", str(out)])
+    res = json.loads(out.read_text())["problems"][0]["methods"]["bridge-mixture"]
+    assert 0 < res["family"]["pruned"]["switched_off"] < 6
+    every = res["all_components"]
+    assert math.isfinite(every["cbw2_uvp"]) and 0 <= every["off_share_max"] <= 1
+    assert 0 <= every["test_sources_off_share_over_1pct"] <= 6
+    assert every["variance_range_off"][0] <= every["variance_range_off"][1]
