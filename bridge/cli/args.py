@@ -26,26 +26,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_float(s: str) -> float:
-    """A finite number > 0."""
+def _finite_float(s: str, ok, what: str) -> float:
     try:
         v = float(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
+        v = math.nan
+    if not (math.isfinite(v) and ok(v)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
     return v
+
+
+def positive_float(s: str) -> float:
+    """A finite number > 0."""
+    return _finite_float(s, lambda v: v > 0, "a positive number")
 
 
 def nonnegative_float(s: str) -> float:
     """A finite number >= 0."""
-    try:
-        v = float(s)
-    except ValueError:
-        v = -1.0
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
-    return v
+    return _finite_float(s, lambda v: v >= 0, "a number >= 0")
 
 
 def _int_at_least(s: str, low: int, what: str) -> int:

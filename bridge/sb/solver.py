@@ -334,7 +334,7 @@ def _network_after_trial(split, eps, cfg: SBConfig, record: dict, trial, say, ck
 def _with_family(res: BridgeResult, record: dict) -> BridgeResult:
     """``res`` with the family decision recorded (``family`` and ``choices["drift_family"]``; a
     mixture's record of switched-off components stays)."""
-    res.family = dict(record) | ({"pruned": res.family["pruned"]} if "pruned" in res.family else {})
+    res.family = res.family | dict(record)
     res.choices = res.choices | {"drift_family": record["reason"]}
     return res
 
