@@ -57,9 +57,11 @@ import torch
 from torch import Tensor
 
 from .conventions import check_eps
+from .convergence import final_sweeps, hopeless
 from .metrics import _pair
 
 __all__ = [
+    "GAVE_UP",
     "PLAN_ADVICE",
     "POTENTIALS_ADVICE",
     "ConvergenceError",
@@ -73,6 +75,10 @@ __all__ = [
 ]
 
 _BLOCK_ELEMENTS = 2**22  # cost-matrix entries held at once by the chunked passes (32 MiB in float64)
+#: :func:`entropic_potentials` keeps the cost matrix, in both orientations, for all its sweeps up
+#: to this many entries (256 MiB in float64; 2048 x 2048 points per side is 2**23); above it every
+#: sweep recomputes it block by block.
+_CACHED_COST_ELEMENTS = 2**25
 #: Bytes of one block of the chunked passes over the plan (``_BLOCK_ELEMENTS`` float64 entries).
 BLOCK_BYTES = 8 * _BLOCK_ELEMENTS
 #: Largest tile of the tiled passes over a plan (1 MiB): tiles that stay in a core's cache, where
@@ -82,11 +88,16 @@ TILE_BYTES = 2**20
 TILE_COLS = 2048
 
 
+#: :func:`entropic_plan` runs POT this many iterations at a time (a multiple of POT's 10 between
+#: error checks), and between runs looks at the rate (:mod:`bridge.convergence`).
+POT_CHUNK = 500
 #: What a :class:`ConvergenceError` of :func:`entropic_plan` advises, in this library's terms (the
 #: message ends with it; the ``bridge`` command words it in its own flags or leaves it out).
 PLAN_ADVICE = "raise max_iter or use entropic_potentials"
 #: What a :class:`ConvergenceError` of :func:`entropic_potentials` advises.
 POTENTIALS_ADVICE = "raise max_iter or scaling"
+#: How a :class:`ConvergenceError` says that a run gave up early (:mod:`bridge.convergence`).
+GAVE_UP = "at the rate of its recent iterations, the {} allowed would not be enough"
 
 
 class ConvergenceError(RuntimeError):
@@ -459,7 +470,9 @@ def entropic_plan(
     Raises:
         ConvergenceError: the marginals are off by more than ``tol`` after ``max_iter``
             iterations (raise ``max_iter``, or use :func:`entropic_potentials`, whose
-            epsilon-scaling start converges faster at small eps).
+            epsilon-scaling start converges faster at small eps). With ``check`` it is raised
+            as soon as the error's rate shows that ``max_iter`` cannot be enough
+            (:mod:`bridge.convergence`), not only after them.
 
     Example:
         >>> import torch
@@ -479,31 +492,47 @@ def entropic_plan(
     a = x.new_full((n,), 1.0 / n)
     b = x.new_full((m,), 1.0 / m)
     reg = 4.0 * e
-    with warnings.catch_warnings():  # non-convergence is reported below, as an error
-        warnings.simplefilter("ignore", UserWarning)
-        plan, log = ot.sinkhorn(
-            a,
-            b,
-            ot.dist(x, y),
-            reg=reg,
-            method="sinkhorn_log",
-            numItermax=max_iter,
-            stopThr=tol / math.sqrt(m),
-            log=True,
-        )
+    plan, log, n_iter, gave_up = _pot_sinkhorn(a, b, ot.dist(x, y), reg, max_iter, tol / math.sqrt(m), check)
     f, g = reg * log["log_u"], reg * log["log_v"]
     if not (bool(torch.isfinite(plan).all()) and bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_plan: POT returned NaN/Inf at reg = 4 eps = {reg:g}")
     err = max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
-    n_iter = int(log["niter"]) + 1
     if check and not err <= tol:
+        rate = f" (stopped early: {GAVE_UP.format(max_iter)})" if gave_up else ""
         raise ConvergenceError(
             f"entropic_plan: Sinkhorn did not converge: marginal error {err:.3g} > tol {tol:g} after {n_iter} "
-            f"iterations at reg = 4 eps = {reg:g}; {PLAN_ADVICE}"
+            f"iterations{rate} at reg = 4 eps = {reg:g}; {PLAN_ADVICE}"
         )
     return EntropicPlanResult(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=n_iter, converged=err <= tol, solver="pot", plan=plan
     )
+
+
+def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, stop: float, give_up: bool):
+    """POT's log-domain Sinkhorn in runs of :data:`POT_CHUNK` iterations, each warm-started where
+    the last ended (the same iterations as one call), and with ``give_up`` stopped early when
+    :func:`bridge.convergence.hopeless` says its error will not reach ``stop`` in time.
+
+    Returns:
+        ``(plan, log, iterations, gave_up)``, ``log`` POT's of the last run.
+    """
+    import ot
+
+    warm, errors, done = None, [], 0
+    while True:
+        k = min(POT_CHUNK, max_iter - done)
+        with warnings.catch_warnings():  # non-convergence is reported by the caller
+            warnings.simplefilter("ignore", UserWarning)
+            plan, log = ot.sinkhorn(
+                a, b, M, reg=reg, method="sinkhorn_log", numItermax=k, stopThr=stop, log=True, warmstart=warm
+            )
+        done += int(log["niter"]) + 1
+        errors += [float(v) for v in log["err"]]
+        if done >= max_iter or int(log["niter"]) + 1 < k:  # out of iterations, or POT stopped: converged
+            return plan, log, done, False
+        if give_up and hopeless(errors, 10, stop, max_iter - done):  # POT records its error every 10
+            return plan, log, done, True
+        warm = (log["log_u"], log["log_v"])
 
 
 @dataclass(eq=False)
@@ -608,12 +637,23 @@ def minibatch_log_plan(
     return MinibatchPlan((f[:, None] + g[None, :] - c) / reg + la + lb, f, err)
 
 
-def _c_transform(pot: Tensor, y: Tensor, x: Tensor, log_w: Tensor, reg: float) -> Tensor:
-    r"""``h_i = reg log w_i - reg logsumexp_j((pot_j - |x_i - y_j|^2)/reg)``, in row blocks of ``x``."""
-    out = []
-    for start in range(0, x.shape[0], _rows(y.shape[0])):
-        xb = x[start : start + _rows(y.shape[0])]
-        out.append(-reg * torch.logsumexp((pot[None, :] - _sqdist(xb, y)) / reg, dim=1))
+def _cost_blocks(x: Tensor, y: Tensor) -> list[Tensor] | None:
+    """``|x_i - y_j|^2`` in the row blocks of ``x`` that :func:`_c_transform` passes over, computed
+    once for every sweep while both orientations hold at most :data:`_CACHED_COST_ELEMENTS`
+    entries together (None above: the sweeps recompute them)."""
+    if 2 * x.shape[0] * y.shape[0] > _CACHED_COST_ELEMENTS:
+        return None
+    r = _rows(y.shape[0])
+    return [_sqdist(x[start : start + r], y) for start in range(0, x.shape[0], r)]
+
+
+def _c_transform(pot: Tensor, y: Tensor, x: Tensor, log_w: Tensor, reg: float, costs=None) -> Tensor:
+    r"""``h_i = reg log w_i - reg logsumexp_j((pot_j - |x_i - y_j|^2)/reg)``, in row blocks of ``x``;
+    ``costs``: those blocks' costs from :func:`_cost_blocks` (None: computed here)."""
+    out, r = [], _rows(y.shape[0])
+    for k, start in enumerate(range(0, x.shape[0], r)):
+        cost = costs[k] if costs is not None else _sqdist(x[start : start + r], y)
+        out.append(-reg * torch.logsumexp((pot[None, :] - cost) / reg, dim=1))
     return reg * log_w + torch.cat(out)
 
 
@@ -628,6 +668,7 @@ def entropic_potentials(
     check: bool = True,
     start: str = "geomloss",
     progress=None,
+    give_up_above: float | None = None,
 ) -> EntropicPotentials:
     r"""Dual potentials of the same problem as :func:`entropic_plan`, without forming the plan.
 
@@ -647,7 +688,9 @@ def entropic_potentials(
     :math:`g = 2G + \mathrm{reg}\log b`; (2) log-domain Sinkhorn sweeps (the c-transforms
     :math:`g \leftarrow \mathrm{reg}\log b - \mathrm{reg}\,\mathrm{LSE}_i((f_i - M_{ij})/\mathrm{reg})`
     and likewise for ``f``) in blocks of at most ~4M cost entries, until the column-marginal L1
-    error is below ``tol`` (the row marginal is exact after each ``f`` update).
+    error is below ``tol`` (the row marginal is exact after each ``f`` update). The annealing start
+    and the sweeps reuse one computation of the cost matrix while it is small enough
+    (:data:`_CACHED_COST_ELEMENTS`).
 
     Args:
         x0: source samples ``(n, d)``.
@@ -658,6 +701,9 @@ def entropic_potentials(
         progress: optional ``progress(sweeps, max_iter)``, called after every refinement sweep.
         tol: accepted marginal L1 error.
         check: raise :class:`ConvergenceError` when ``tol`` is not met.
+        give_up_above: stop the sweeps early once their rate shows that the marginal error will
+            not fall to this value within ``max_iter`` (:mod:`bridge.convergence`); None: ``tol``
+            with ``check``, else never.
         start: stage (1): ``"geomloss"`` as above, or ``"anneal"``: our own epsilon-scaling with
             the memory-light sweeps of stage (2) (``reg`` halved per sweep from the squared
             diameter down to ``4 eps``); the latter is several times faster on a CPU without
@@ -696,34 +742,33 @@ def entropic_potentials(
             F, G = loss(x, y)
         f = 2.0 * F.reshape(-1) + reg * log_a
         g = 2.0 * G.reshape(-1) + reg * log_b
-    else:
+    cx, cy = _cost_blocks(x, y), _cost_blocks(y, x)  # rows of x against y, rows of y against x
+    if start == "anneal":
         both = torch.cat([x, y])
         level = float((both.amax(0) - both.amin(0)).pow(2).sum())  # squared diameter, >= every cost
         g = torch.zeros_like(log_b)
         while level > reg:
-            f = _c_transform(g, y, x, log_a, level)
-            g = _c_transform(f, x, y, log_b, level)
+            f = _c_transform(g, y, x, log_a, level, cx)
+            g = _c_transform(f, x, y, log_b, level, cy)
             level *= 0.5
-    b = log_b.exp()
-    f = _c_transform(g, y, x, log_a, reg)  # from here on the row marginal is exact
-    err, it = math.inf, 0
-    while True:
-        # with the row marginal exact, the column sums are b_j exp((g_j - g'_j)/reg), g' = c-transform of f
-        g_next = _c_transform(f, x, y, log_b, reg)
-        err = float((b * torch.expm1((g - g_next) / reg)).abs().sum())
-        if err <= tol or it >= max_iter:
-            break
-        g = g_next
-        f = _c_transform(g, y, x, log_a, reg)
-        it += 1
-        if progress is not None:
-            progress(it, max_iter)
+    f, g, err, it, gave_up = final_sweeps(
+        g,
+        lambda g: _c_transform(g, y, x, log_a, reg, cx),
+        lambda f: _c_transform(f, x, y, log_b, reg, cy),
+        log_b.exp(),
+        reg,
+        tol=tol,
+        max_iter=max_iter,
+        progress=progress,
+        give_up=tol if give_up_above is None and check else give_up_above,
+    )
     if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_potentials: NaN/Inf potentials at reg = 4 eps = {reg:g}")
     if check and not err <= tol:
         raise ConvergenceError(
-            f"entropic_potentials: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps at "
-            f"reg = 4 eps = {reg:g}; {POTENTIALS_ADVICE}"
+            f"entropic_potentials: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps"
+            f"{f' (stopped early: {GAVE_UP.format(max_iter)})' if gave_up else ''} at reg = 4 eps = {reg:g}; "
+            f"{POTENTIALS_ADVICE}"
         )
     return EntropicPotentials(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver=start

@@ -47,8 +47,9 @@ import torch
 from torch import Tensor
 
 from .conventions import check_eps
+from .convergence import final_sweeps
 from .metrics import _pair
-from .ot import BLOCK_BYTES, POTENTIALS_ADVICE, TILE_BYTES, TILE_COLS, ConvergenceError, EntropicPotentials
+from .ot import BLOCK_BYTES, GAVE_UP, POTENTIALS_ADVICE, TILE_BYTES, TILE_COLS, ConvergenceError, EntropicPotentials
 
 __all__ = ["DEFAULT_SCALING", "ChunkedPlan", "chunked_sinkhorn"]
 
@@ -207,6 +208,7 @@ def chunked_sinkhorn(
     max_iter: int = 1000,
     check: bool = True,
     progress=None,
+    give_up_above: float | None = None,
 ) -> ChunkedPlan:
     r"""Potentials of :func:`bridge.ot.entropic_plan`'s problem by blockwise log-domain Sinkhorn
     with epsilon-scaling; memory ``O((n + m) d)`` plus one block of ``block_bytes``.
@@ -237,6 +239,9 @@ def chunked_sinkhorn(
         max_iter: sweeps at the final temperature at most.
         check: raise :class:`bridge.ot.ConvergenceError` when ``tol`` is not met.
         progress: optional ``progress(sweeps, max_iter)`` after each sweep at the final temperature.
+        give_up_above: stop the sweeps early once their rate shows that the marginal error will
+            not fall to this value within ``max_iter`` (:mod:`bridge.convergence`); None: ``tol``
+            with ``check``, else never.
 
     Returns:
         :class:`ChunkedPlan` (a :class:`bridge.ot.EntropicPotentials`) with ``solver="chunked"``,
@@ -244,7 +249,8 @@ def chunked_sinkhorn(
 
     Raises:
         ConvergenceError: with ``check``, the marginals are off by more than ``tol`` after
-            ``max_iter`` sweeps; NaN/Inf potentials always.
+            ``max_iter`` sweeps, or sooner when their rate shows that ``max_iter`` cannot be
+            enough; NaN/Inf potentials always.
 
     Example:
         >>> import torch
@@ -269,34 +275,26 @@ def chunked_sinkhorn(
     while level > reg:
         g = _softmin(_softmin(g, dst, src, level, to_x), src, dst, level, to_y)
         level, annealing = level * scaling, annealing + 1
-    f, g, err, it = _sweeps(g, (src, to_x), (dst, to_y), reg, tol, max_iter, progress)
+    f, g, err, it, gave_up = final_sweeps(
+        g,
+        lambda g: _softmin(g, dst, src, reg, to_x),
+        lambda f: _softmin(f, src, dst, reg, to_y),
+        dst.log_w.exp(),
+        reg,
+        tol=tol,
+        max_iter=max_iter,
+        progress=progress,
+        give_up=tol if give_up_above is None and check else give_up_above,
+    )
     if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"chunked_sinkhorn: NaN/Inf potentials at reg = 4 eps = {reg:g}")
     if check and not err <= tol:
         raise ConvergenceError(
-            f"chunked_sinkhorn: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps at "
-            f"reg = 4 eps = {reg:g}; {POTENTIALS_ADVICE}"
+            f"chunked_sinkhorn: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps"
+            f"{f' (stopped early: {GAVE_UP.format(max_iter)})' if gave_up else ''} at reg = 4 eps = {reg:g}; "
+            f"{POTENTIALS_ADVICE}"
         )
     return ChunkedPlan(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=it, converged=err <= tol, solver="chunked",
         block_bytes=int(block_bytes), scaling_sweeps=annealing,
     )  # fmt: skip
-
-
-def _sweeps(g: Tensor, source: tuple, target: tuple, reg: float, tol: float, max_iter: int, progress):
-    """Sinkhorn sweeps at the final temperature from ``g``: ``(f, g, marginal_error, sweeps)``;
-    ``source`` and ``target`` are ``(side, tiles of the passes that give its potential)``."""
-    (src, to_x), (dst, to_y) = source, target
-    b = dst.log_w.exp()
-    f = _softmin(g, dst, src, reg, to_x)  # from here on the row marginal is exact
-    it = 0
-    while True:
-        g_next = _softmin(f, src, dst, reg, to_y)
-        err = float((b * torch.expm1((g - g_next) / reg)).abs().sum())
-        if err <= tol or it >= max_iter:
-            return f, g, err, it
-        g = g_next
-        f = _softmin(g, dst, src, reg, to_x)
-        it += 1
-        if progress is not None:
-            progress(it, max_iter)

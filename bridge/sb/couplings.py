@@ -289,22 +289,22 @@ def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> 
     potentials only (:func:`bridge.ot_online.chunked_sinkhorn`, in float32 unless ``tol`` is below
     :data:`FLOAT32_TOL`). A sampler needs the plan's rows,
     not a certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan
-    that is grossly off (ten times ``tol``) stops the solve, never a silent fallback."""
-    from ..ot import ConvergenceError, entropic_potentials
+    that is grossly off (ten times ``tol``) stops the solve, never a silent fallback, and the sweeps
+    stop as soon as their rate shows they cannot get within it (:mod:`bridge.convergence`)."""
+    from ..ot import GAVE_UP, ConvergenceError, entropic_potentials
     from ..ot_backend import plan_backend
     from ..ot_online import chunked_sinkhorn
 
     backend = plan_backend(a.shape[0], b.shape[0])
+    kw = dict(tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress, give_up_above=10 * tol)
     if backend.name == "dense":
-        pots = entropic_potentials(
-            a, b, eps, start="anneal", tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress
-        )
+        pots = entropic_potentials(a, b, eps, start="anneal", **kw)
     else:
-        dtype = torch.float32 if tol >= FLOAT32_TOL else torch.float64
-        pots = chunked_sinkhorn(a, b, eps, dtype=dtype, tol=tol, max_iter=PLAN_SWEEPS, check=False, progress=progress)
+        pots = chunked_sinkhorn(a, b, eps, dtype=torch.float32 if tol >= FLOAT32_TOL else torch.float64, **kw)
     if not pots.marginal_error <= 10 * tol:
+        early = f" (stopped early: {GAVE_UP.format(PLAN_SWEEPS)})" if pots.n_iter < PLAN_SWEEPS else ""
         raise ConvergenceError(
-            f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps at "
+            f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps{early} at "
             f"eps = {eps:g}; {PLANS_ADVICE}"
         )
     rows = pots.log_conditional(a).softmax(dim=1) if backend.name == "dense" else None
