@@ -1,24 +1,17 @@
 """Smoke test of benchmarks/corrected.py: one 2-D problem and one mixture problem, 1-s fits."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_corrected", ROOT / "benchmarks" / "corrected.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("corrected.py", "benchmarks_corrected") as mod:
+        yield mod
 
 
 TINY = ["--budget", "0.5", "--n-train", "300", "--test-points", "100", "--kl-points", "50", "--kl-draws", "16"]

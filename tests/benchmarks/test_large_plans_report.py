@@ -1,25 +1,15 @@
 """Smoke test of ``benchmarks/large_plans.py --report``: the whole reference check at a tiny size,
 in-process; its record has every stage, the peak memory, and the numbers of an exact bridge."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import benchmark_script
 
 
 @pytest.mark.slow
 def test_report_check_records_stages_memory_and_settings():
-    spec = importlib.util.spec_from_file_location("benchmarks_large_plans", ROOT / "benchmarks" / "large_plans.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_script("large_plans.py", "benchmarks_large_plans") as mod:
         run = mod.report_check({"n": 300, "d": 3, "eps": 0.5, "seed": 0, "threads": 1, "reference_tol": 1e-4})
-    finally:
-        sys.modules.pop(spec.name, None)
     assert run["errors"] == {} and run["peak_mb"] >= run["peak_mb_before_check"] > 0
     assert run["stages"][-1]["line"].endswith("evaluation: done") and run["wall_s"] >= run["stages"][-1]["s"]
     assert run["settings"]["pot"]["backend"] == "dense" and run["settings"]["energy"]["backend"] == "exact"

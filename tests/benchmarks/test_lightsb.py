@@ -1,24 +1,17 @@
 """Smoke test of the LightSB peer of benchmarks/sb.py (benchmarks/lightsb.py): tiny problems, 50 steps."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_sb_lightsb", ROOT / "benchmarks" / "sb.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("sb.py", "benchmarks_sb_lightsb") as mod:
+        yield mod
 
 
 TINY = ["--problems", "gauss2,mix2-r1", "--budget", "5", "--n-train", "300", "--test-points", "6", "--per-point", "8"]

@@ -1,24 +1,17 @@
 """Smoke test of benchmarks/sb.py (one tiny problem, second-long budgets) and its own minibatch plan."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_sb", ROOT / "benchmarks" / "sb.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("sb.py", "benchmarks_sb") as mod:
+        yield mod
 
 
 TINY = ["--problems", "gauss2", "--budget", "0.5", "--n-train", "300", "--test-points", "6", "--per-point", "8"]
@@ -73,12 +66,8 @@ def test_gauss_plugin_approaches_the_floor_with_data(bench, tmp_path):
 
 @pytest.fixture(scope="module")
 def diagnose(bench):
-    spec = importlib.util.spec_from_file_location("benchmarks_sb_diagnose", ROOT / "benchmarks" / "sb_diagnose.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("sb_diagnose.py", "benchmarks_sb_diagnose") as mod:
+        yield mod
 
 
 @pytest.mark.slow  # every diagnostic part at its time budget: ~8 s

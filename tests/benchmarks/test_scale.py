@@ -1,26 +1,17 @@
 """Smoke test of benchmarks/scale.py: tiny sizes; the JSON holds every table and the auto choice."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import benchmark_script
 
 
 @pytest.mark.slow
 def test_scale_quick_writes_its_tables(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("benchmarks_scale", ROOT / "benchmarks" / "scale.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_script("scale.py", "benchmarks_scale") as mod:
         mod.main(["--quick", "--out", str(tmp_path / "scale.json")])
-    finally:
-        sys.modules.pop(spec.name, None)
     rec = json.loads((tmp_path / "scale.json").read_text())
     assert [r["drift"] for r in rec["throughput"]] == ["plain", "gradient (grad_x V)"]
     assert all(r["bridge_steps_per_s"] > 0 and r["bare_steps_per_s"] > 0 for r in rec["throughput"])
@@ -37,16 +28,10 @@ def test_sf2m_sampler_integrates_the_bridge_sde(method):
     N(x0 + c, 2 eps) exactly for a constant drift, whatever the method. Mean and variance of 20000 paths
     within 5 standard errors (variance: sd of the sample variance sqrt(2 / n) relative)."""
     pytest.importorskip("torchsde")
-    spec = importlib.util.spec_from_file_location("benchmarks_scale_sde", ROOT / "benchmarks" / "scale.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    try:
-        spec.loader.exec_module(mod)
+    with benchmark_script("scale.py", "benchmarks_scale_sde") as mod:
         n, eps, c = 20000, 0.3, 0.7
         x0 = torch.full((n, 1), -1.0, dtype=torch.float64)
         y = mod.torchsde_sample(lambda t, x: torch.full_like(x, c), x0, eps, 20, method, seed=3)
-    finally:
-        sys.modules.pop(spec.name, None)
     var = 2 * eps
     assert abs(float(y.mean()) - (-1.0 + c)) < 5 * (var / n) ** 0.5
     assert abs(float(y.var()) / var - 1) < 5 * (2 / n) ** 0.5

@@ -1,30 +1,25 @@
 """The single-cell example and benchmark in quick mode on a tiny random folder with the real file
 names, and their clean skip when the folder or a file is missing (CI without the data)."""
 
-import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scripts import ROOT, benchmark_script
+
 DAYS = {2: 40, 3: 45, 4: 50, 7: 42}  # cells per day: a few, so the quick runs take seconds
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_single_cell", ROOT / "benchmarks" / "single_cell.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("single_cell.py", "benchmarks_single_cell") as mod:
+        yield mod
 
 
 @pytest.fixture(scope="module")
