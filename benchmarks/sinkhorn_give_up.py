@@ -44,7 +44,7 @@ def points(args) -> tuple[torch.Tensor, torch.Tensor, str]:
     if args.data:
         d = Path(args.data)
         x0, x1 = (np.load(d / f"full_cite_pcas_50_day_{k}.npy") for k in (2, 4))
-        return torch.from_numpy(x0).float(), torch.from_numpy(x1).float(), f"CITE-seq days 2 and 4 ({d})"
+        return torch.from_numpy(x0).float(), torch.from_numpy(x1).float(), "CITE-seq days 2 and 4 (--data)"
     g = torch.Generator().manual_seed(0)
     x0, x1 = 4 * torch.randn(6000, 50, generator=g), 4 * torch.randn(6000, 50, generator=g) + 1
     return x0, x1, "Gaussian, standard deviation 4, d = 50"
