@@ -32,28 +32,30 @@ GIVE_UP_FACTOR = 4.0
 MIN_ERRORS = 10
 
 
-def iterations_needed(errors: Sequence[float], every: int, target: float) -> float:
-    """Iterations still needed to bring the last of ``errors`` (recorded every ``every``
-    iterations) to ``target``, at the geometric rate of their second half; ``inf`` when the
-    error did not fall over it, 0 when it is already there."""
-    last = float(errors[-1])
-    if last <= target:
+def iterations_needed(errors: Sequence[float], every: int, target: float, current: float | None = None) -> float:
+    """Iterations still needed to bring an error to ``target`` at the geometric rate of the second
+    half of ``errors`` (recorded every ``every`` iterations); ``inf`` when they did not fall over
+    it, 0 when it is already there. The error is ``current`` (default: the last record), which may
+    be another norm of the same residual: near the solution every norm falls at the same rate."""
+    now = float(errors[-1] if current is None else current)
+    if now <= target:
         return 0.0
     recent = list(errors[len(errors) // 2 :]) if len(errors) >= 4 else list(errors[-2:])
-    first = float(recent[0])
+    first, last = float(recent[0]), float(recent[-1])
     if len(recent) < 2 or not 0.0 < last < first:
         return math.inf
     log_rate = math.log(last / first) / ((len(recent) - 1) * every)  # < 0
-    return math.log(target / last) / log_rate
+    return math.log(target / now) / log_rate
 
 
-def hopeless(errors: Sequence[float], every: int, target: float, left: int) -> bool:
-    """Whether a run with these ``errors`` (one every ``every`` iterations) and ``left`` iterations
-    to go should stop now: it has :data:`MIN_ERRORS` records, and at its recent rate it needs
-    more than :data:`GIVE_UP_FACTOR` times ``left`` iterations to reach ``target``."""
+def hopeless(errors: Sequence[float], every: int, target: float, left: int, current: float | None = None) -> bool:
+    """Whether a run with these ``errors`` (one every ``every`` iterations), its error now
+    ``current`` (default: the last record) and ``left`` iterations to go should stop: it has
+    :data:`MIN_ERRORS` records, and at its recent rate it needs more than :data:`GIVE_UP_FACTOR`
+    times ``left`` iterations to reach ``target``."""
     if len(errors) < MIN_ERRORS:
         return False
-    return iterations_needed(errors, every, target) > GIVE_UP_FACTOR * left
+    return iterations_needed(errors, every, target, current) > GIVE_UP_FACTOR * left
 
 
 def final_sweeps(

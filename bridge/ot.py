@@ -492,7 +492,7 @@ def entropic_plan(
     a = x.new_full((n,), 1.0 / n)
     b = x.new_full((m,), 1.0 / m)
     reg = 4.0 * e
-    plan, log, n_iter, gave_up = _pot_sinkhorn(a, b, ot.dist(x, y), reg, max_iter, tol / math.sqrt(m), check)
+    plan, log, n_iter, gave_up = _pot_sinkhorn(a, b, ot.dist(x, y), reg, max_iter, tol, check)
     f, g = reg * log["log_u"], reg * log["log_v"]
     if not (bool(torch.isfinite(plan).all()) and bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_plan: POT returned NaN/Inf at reg = 4 eps = {reg:g}")
@@ -508,10 +508,11 @@ def entropic_plan(
     )
 
 
-def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, stop: float, give_up: bool):
-    """POT's log-domain Sinkhorn in runs of :data:`POT_CHUNK` iterations, each warm-started where
-    the last ended (the same iterations as one call), and with ``give_up`` stopped early when
-    :func:`bridge.convergence.hopeless` says its error will not reach ``stop`` in time.
+def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, tol: float, give_up: bool):
+    """POT's log-domain Sinkhorn (stopped at an L2 column error of ``tol / sqrt(m)``) in runs of
+    :data:`POT_CHUNK` iterations, each warm-started where the last ended (the same iterations as
+    one call); with ``give_up``, stopped early when the plan's L1 marginal error is above ``tol``
+    and :func:`bridge.convergence.hopeless` says it will not get there in time.
 
     Returns:
         ``(plan, log, iterations, gave_up)``, ``log`` POT's of the last run.
@@ -524,14 +525,17 @@ def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, st
         with warnings.catch_warnings():  # non-convergence is reported by the caller
             warnings.simplefilter("ignore", UserWarning)
             plan, log = ot.sinkhorn(
-                a, b, M, reg=reg, method="sinkhorn_log", numItermax=k, stopThr=stop, log=True, warmstart=warm
-            )
+                a, b, M, reg=reg, method="sinkhorn_log", numItermax=k, stopThr=tol / math.sqrt(b.shape[0]),
+                log=True, warmstart=warm,
+            )  # fmt: skip
         done += int(log["niter"]) + 1
-        errors += [float(v) for v in log["err"]]
+        errors += [float(v) for v in log["err"]]  # POT's L2 column error, every 10 iterations
         if done >= max_iter or int(log["niter"]) + 1 < k:  # out of iterations, or POT stopped: converged
             return plan, log, done, False
-        if give_up and hopeless(errors, 10, stop, max_iter - done):  # POT records its error every 10
-            return plan, log, done, True
+        if give_up:
+            err = max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
+            if err > tol and hopeless(errors, 10, tol, max_iter - done, current=err):
+                return plan, log, done, True
         warm = (log["log_u"], log["log_v"])
 
 
