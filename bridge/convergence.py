@@ -24,7 +24,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["GIVE_UP_FACTOR", "MIN_ERRORS", "final_sweeps", "hopeless", "iterations_needed"]
+__all__ = [
+    "GIVE_UP_FACTOR",
+    "MIN_ERRORS",
+    "final_sweeps",
+    "give_up_target",
+    "hopeless",
+    "iterations_needed",
+    "stopped_early",
+]
 
 #: A run gives up when the recent rate needs more than this many times the iterations it has left.
 GIVE_UP_FACTOR = 4.0
@@ -56,6 +64,19 @@ def hopeless(errors: Sequence[float], every: int, target: float, left: int, curr
     if len(errors) < MIN_ERRORS:
         return False
     return iterations_needed(errors, every, target, current) > GIVE_UP_FACTOR * left
+
+
+def give_up_target(tol: float, check: bool, give_up_above: float | None) -> float | None:
+    """The error a solver's sweeps give up on: ``give_up_above`` when given, else ``tol`` when the
+    run must converge (``check``), else None (they never give up)."""
+    return tol if give_up_above is None and check else give_up_above
+
+
+def stopped_early(gave_up: bool, allowed: int) -> str:
+    """What a :class:`bridge.ot.ConvergenceError` message adds when its run gave up ("" otherwise)."""
+    if not gave_up:
+        return ""
+    return f" (stopped early: at the rate of its recent iterations, the {allowed} allowed would not be enough)"
 
 
 def final_sweeps(

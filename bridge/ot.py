@@ -57,11 +57,10 @@ import torch
 from torch import Tensor
 
 from .conventions import check_eps
-from .convergence import final_sweeps, hopeless
+from .convergence import final_sweeps, give_up_target, hopeless, stopped_early
 from .metrics import _pair
 
 __all__ = [
-    "GAVE_UP",
     "PLAN_ADVICE",
     "POTENTIALS_ADVICE",
     "ConvergenceError",
@@ -96,8 +95,6 @@ POT_CHUNK = 500
 PLAN_ADVICE = "raise max_iter or use entropic_potentials"
 #: What a :class:`ConvergenceError` of :func:`entropic_potentials` advises.
 POTENTIALS_ADVICE = "raise max_iter or scaling"
-#: How a :class:`ConvergenceError` says that a run gave up early (:mod:`bridge.convergence`).
-GAVE_UP = "at the rate of its recent iterations, the {} allowed would not be enough"
 
 
 class ConvergenceError(RuntimeError):
@@ -496,16 +493,20 @@ def entropic_plan(
     f, g = reg * log["log_u"], reg * log["log_v"]
     if not (bool(torch.isfinite(plan).all()) and bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_plan: POT returned NaN/Inf at reg = 4 eps = {reg:g}")
-    err = max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
+    err = _marginal_l1(plan, a, b)
     if check and not err <= tol:
-        rate = f" (stopped early: {GAVE_UP.format(max_iter)})" if gave_up else ""
         raise ConvergenceError(
             f"entropic_plan: Sinkhorn did not converge: marginal error {err:.3g} > tol {tol:g} after {n_iter} "
-            f"iterations{rate} at reg = 4 eps = {reg:g}; {PLAN_ADVICE}"
+            f"iterations{stopped_early(gave_up, max_iter)} at reg = 4 eps = {reg:g}; {PLAN_ADVICE}"
         )
     return EntropicPlanResult(
         x0=x, x1=y, f=f, g=g, eps=e, marginal_error=err, n_iter=n_iter, converged=err <= tol, solver="pot", plan=plan
     )
+
+
+def _marginal_l1(plan: Tensor, a: Tensor, b: Tensor) -> float:
+    """The larger L1 error of a plan's two marginals against ``a`` and ``b``."""
+    return max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
 
 
 def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, tol: float, give_up: bool):
@@ -533,7 +534,7 @@ def _pot_sinkhorn(a: Tensor, b: Tensor, M: Tensor, reg: float, max_iter: int, to
         if done >= max_iter or int(log["niter"]) + 1 < k:  # out of iterations, or POT stopped: converged
             return plan, log, done, False
         if give_up:
-            err = max(float((plan.sum(1) - a).abs().sum()), float((plan.sum(0) - b).abs().sum()))
+            err = _marginal_l1(plan, a, b)
             if err > tol and hopeless(errors, 10, tol, max_iter - done, current=err):
                 return plan, log, done, True
         warm = (log["log_u"], log["log_v"])
@@ -764,14 +765,14 @@ def entropic_potentials(
         tol=tol,
         max_iter=max_iter,
         progress=progress,
-        give_up=tol if give_up_above is None and check else give_up_above,
+        give_up=give_up_target(tol, check, give_up_above),
     )
     if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"entropic_potentials: NaN/Inf potentials at reg = 4 eps = {reg:g}")
     if check and not err <= tol:
         raise ConvergenceError(
             f"entropic_potentials: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps"
-            f"{f' (stopped early: {GAVE_UP.format(max_iter)})' if gave_up else ''} at reg = 4 eps = {reg:g}; "
+            f"{stopped_early(gave_up, max_iter)} at reg = 4 eps = {reg:g}; "
             f"{POTENTIALS_ADVICE}"
         )
     return EntropicPotentials(

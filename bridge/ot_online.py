@@ -47,9 +47,9 @@ import torch
 from torch import Tensor
 
 from .conventions import check_eps
-from .convergence import final_sweeps
+from .convergence import final_sweeps, give_up_target, stopped_early
 from .metrics import _pair
-from .ot import BLOCK_BYTES, GAVE_UP, POTENTIALS_ADVICE, TILE_BYTES, TILE_COLS, ConvergenceError, EntropicPotentials
+from .ot import BLOCK_BYTES, POTENTIALS_ADVICE, TILE_BYTES, TILE_COLS, ConvergenceError, EntropicPotentials
 
 __all__ = ["DEFAULT_SCALING", "ChunkedPlan", "chunked_sinkhorn"]
 
@@ -284,14 +284,14 @@ def chunked_sinkhorn(
         tol=tol,
         max_iter=max_iter,
         progress=progress,
-        give_up=tol if give_up_above is None and check else give_up_above,
+        give_up=give_up_target(tol, check, give_up_above),
     )
     if not (bool(torch.isfinite(f).all()) and bool(torch.isfinite(g).all())):
         raise ConvergenceError(f"chunked_sinkhorn: NaN/Inf potentials at reg = 4 eps = {reg:g}")
     if check and not err <= tol:
         raise ConvergenceError(
             f"chunked_sinkhorn: marginal error {err:.3g} > tol {tol:g} after {it} Sinkhorn sweeps"
-            f"{f' (stopped early: {GAVE_UP.format(max_iter)})' if gave_up else ''} at reg = 4 eps = {reg:g}; "
+            f"{stopped_early(gave_up, max_iter)} at reg = 4 eps = {reg:g}; "
             f"{POTENTIALS_ADVICE}"
         )
     return ChunkedPlan(

@@ -291,7 +291,8 @@ def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> 
     not a certificate: ``tol`` of the mass misplaced is far below the finite-sample bias; a plan
     that is grossly off (ten times ``tol``) stops the solve, never a silent fallback, and the sweeps
     stop as soon as their rate shows they cannot get within it (:mod:`bridge.convergence`)."""
-    from ..ot import GAVE_UP, ConvergenceError, entropic_potentials
+    from ..convergence import stopped_early
+    from ..ot import ConvergenceError, entropic_potentials
     from ..ot_backend import plan_backend
     from ..ot_online import chunked_sinkhorn
 
@@ -302,7 +303,7 @@ def _solve_plan(a: Tensor, b: Tensor, eps: float, tol: float, progress=None) -> 
     else:
         pots = chunked_sinkhorn(a, b, eps, dtype=torch.float32 if tol >= FLOAT32_TOL else torch.float64, **kw)
     if not pots.marginal_error <= 10 * tol:
-        early = f" (stopped early: {GAVE_UP.format(PLAN_SWEEPS)})" if pots.n_iter < PLAN_SWEEPS else ""
+        early = stopped_early(pots.n_iter < PLAN_SWEEPS, PLAN_SWEEPS)
         raise ConvergenceError(
             f"Sinkhorn coupling: marginal error {pots.marginal_error:.3g} after {pots.n_iter} sweeps{early} at "
             f"eps = {eps:g}; {PLANS_ADVICE}"
